@@ -1,0 +1,89 @@
+"""`ProcessConfig`: how many runs, how long, how many lives, and per-section timeouts.
+
+Values are checked when assigned, so a bad setting fails on the line that made it.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import Any
+
+__all__ = ["ProcessConfig", "TimeoutConfig"]
+
+
+def _seconds(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return float(value)
+
+
+class TimeoutConfig:
+    """Seconds (or None for no limit) for each lifecycle section."""
+
+    SECTIONS = ("prerun", "run", "postrun", "onfinish", "result", "error")
+
+    def __init__(self) -> None:
+        for section in self.SECTIONS:
+            object.__setattr__(self, section, None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.SECTIONS:
+            raise AttributeError(f"no timeout for section {name!r}; sections: {', '.join(self.SECTIONS)}")
+        object.__setattr__(self, name, _seconds(f"timeouts.{name}", value))
+
+    def get(self, section: str) -> float | None:
+        return getattr(self, section)
+
+    def __repr__(self) -> str:
+        return f"TimeoutConfig({', '.join(f'{s}={self.get(s)}' for s in self.SECTIONS)})"
+
+
+class ProcessConfig:
+    """`runs` (None: until `stop()`), `join_in` (seconds of running time, or None),
+    `lives` (attempts in all; 1 means no retry) and `timeouts` (per section)."""
+
+    def __init__(self) -> None:
+        self._runs: int | None = 1
+        self._join_in: float | None = None
+        self._lives = 1
+        self.timeouts = TimeoutConfig()
+
+    @property
+    def runs(self) -> int | None:
+        return self._runs
+
+    @runs.setter
+    def runs(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"runs must be an int or None, not {type(value).__name__} {value!r}")
+        if value is not None and value < 0:
+            raise ValueError(f"runs must be 0 or more (None: until stop()), got {value}")
+        self._runs = value
+
+    @property
+    def join_in(self) -> float | None:
+        return self._join_in
+
+    @join_in.setter
+    def join_in(self, value: float | None) -> None:
+        self._join_in = _seconds("join_in", value)
+
+    @property
+    def lives(self) -> int:
+        return self._lives
+
+    @lives.setter
+    def lives(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"lives must be an int, not {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"lives must be at least 1 (1 means no retry), got {value}")
+        self._lives = value
+
+    def __repr__(self) -> str:
+        return (f"ProcessConfig(runs={self.runs}, join_in={self.join_in}, lives={self.lives}, "
+                f"timeouts={self.timeouts!r})")

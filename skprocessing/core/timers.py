@@ -1,0 +1,155 @@
+"""`Sktimer` (a thread-safe collection of measured times with statistics) and `ProcessTimers`."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+from typing import Any
+
+__all__ = ["Sktimer", "ProcessTimers"]
+
+
+class Sktimer:
+    """Collects durations: `start()`/`stop()`, `with timer:`, or `add_time(seconds)`.
+
+    Statistics are over every recorded time; they are None while there are none.
+    """
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+        self._lock = threading.Lock()
+        self._started: dict[int, float] = {}  # per thread, so threads can time at once
+
+    # -- measuring ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._started[threading.get_ident()] = time.perf_counter()
+
+    def stop(self) -> float:
+        """Record and return the time since this thread's `start()`."""
+        began = self._started.pop(threading.get_ident(), None)
+        if began is None:
+            raise RuntimeError("Sktimer.stop() without start() in this thread")
+        elapsed = time.perf_counter() - began
+        self.add_time(elapsed)
+        return elapsed
+
+    def discard(self) -> None:
+        """Forget this thread's running `start()` without recording it."""
+        self._started.pop(threading.get_ident(), None)
+
+    def add_time(self, seconds: float) -> None:
+        with self._lock:
+            self._times.append(float(seconds))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._times.clear()
+        self._started.clear()
+
+    def __enter__(self) -> Sktimer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # -- statistics --------------------------------------------------------------------------
+    @property
+    def times(self) -> list[float]:
+        with self._lock:
+            return list(self._times)
+
+    @property
+    def num_times(self) -> int:
+        return len(self._times)
+
+    @property
+    def total_time(self) -> float:
+        return math.fsum(self.times)
+
+    @property
+    def most_recent(self) -> float | None:
+        times = self.times
+        return times[-1] if times else None
+
+    @property
+    def mean(self) -> float | None:
+        times = self.times
+        return math.fsum(times) / len(times) if times else None
+
+    @property
+    def median(self) -> float | None:
+        times = self.times
+        return statistics.median(times) if times else None
+
+    @property
+    def stdev(self) -> float | None:
+        """Sample standard deviation; 0.0 for a single time."""
+        times = self.times
+        if not times:
+            return None
+        return statistics.stdev(times) if len(times) > 1 else 0.0
+
+    @property
+    def variance(self) -> float | None:
+        sd = self.stdev
+        return None if sd is None else sd * sd
+
+    @property
+    def min(self) -> float | None:
+        times = self.times
+        return min(times) if times else None
+
+    @property
+    def max(self) -> float | None:
+        times = self.times
+        return max(times) if times else None
+
+    def percentile(self, p: float) -> float | None:
+        """The p-th percentile (0 to 100), linearly interpolated between samples."""
+        if not 0 <= p <= 100:
+            raise ValueError(f"percentile must be between 0 and 100, got {p}")
+        times = sorted(self.times)
+        if not times:
+            return None
+        rank = (len(times) - 1) * p / 100
+        low = math.floor(rank)
+        high = min(low + 1, len(times) - 1)
+        return times[low] + (times[high] - times[low]) * (rank - low)
+
+    # -- transport ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"times": self.times}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+        self._times = list(state["times"])
+
+    def __repr__(self) -> str:
+        mean = self.mean
+        return f"<Sktimer n={self.num_times} mean={'-' if mean is None else f'{mean:.6f}s'}>"
+
+
+SECTIONS = ("prerun", "run", "postrun", "onfinish", "result", "error")
+
+
+class ProcessTimers:
+    """One `Sktimer` per lifecycle section, plus `full_run` (prerun+run+postrun per iteration)."""
+
+    def __init__(self) -> None:
+        self.prerun = Sktimer()
+        self.run = Sktimer()
+        self.postrun = Sktimer()
+        self.onfinish = Sktimer()
+        self.result = Sktimer()
+        self.error = Sktimer()
+        self.full_run = Sktimer()
+
+    def section(self, name: str) -> Sktimer:
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n}={self.section(n).num_times}" for n in (*SECTIONS, "full_run"))
+        return f"<ProcessTimers {counts}>"

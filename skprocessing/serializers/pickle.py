@@ -1,0 +1,54 @@
+"""The `pickle` plugin: protocol 5, with large buffers sent as their own out-of-band frames."""
+
+from __future__ import annotations
+
+import pickle as _pickle
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DeserializationError
+from ..transports.base import Buffer, Frames
+from ._errors import serialization_error
+from .base import Serializer
+
+__all__ = ["PickleSerializer"]
+
+OUT_OF_BAND_MIN = 64 * 1024  # smaller buffers are cheaper inline than as frames
+
+
+class PickleSerializer(Serializer):
+    """Frames: `[pickle, *out-of-band buffers]`. Objects the stdlib cannot pickle are refused."""
+
+    name = "pickle"
+    _dumps = staticmethod(_pickle.dumps)
+    _errors: tuple[type[BaseException], ...] = (_pickle.PicklingError, TypeError, AttributeError,
+                                                 RecursionError, ValueError)
+
+    def dumps(self, obj: Any) -> Frames:
+        buffers: list[Buffer] = []
+
+        def keep_large(buffer: _pickle.PickleBuffer) -> bool:
+            view = buffer.raw()
+            if view.nbytes < OUT_OF_BAND_MIN:
+                return True  # serialize inline
+            buffers.append(view)
+            return False
+
+        try:
+            head = self._dumps(obj, protocol=5, buffer_callback=keep_large)
+        except Exception as exc:
+            raise serialization_error(obj, exc, self._probe, self.name) from exc
+        return [head, *buffers]
+
+    def _probe(self, obj: Any) -> bytes:
+        return self._dumps(obj, protocol=5)
+
+    def loads(self, frames: Sequence[Buffer]) -> Any:
+        if not frames:
+            raise DeserializationError(f"{self.name}: no frames to load")
+        try:
+            return _pickle.loads(frames[0], buffers=frames[1:])
+        except Exception as exc:
+            raise DeserializationError(
+                f"{self.name} could not load the data ({len(frames)} frames): "
+                f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,373 @@
+"""The launcher: a clean, single-threaded process that forks our children.
+
+Why: `fork` from the user's process is fast but unsafe once it has threads (a pyzmq
+context, a logging handler, a thread pool): a child can inherit a lock held by a thread
+that does not exist in it. `spawn` is safe but pays a fresh interpreter and imports per
+process. The launcher is spawned once per parent process, imports skprocessing, and from
+then on forks on request: children start at fork speed from a process that never had a
+second thread. Unlike multiprocessing's forkserver it does not re-run the user's
+`__main__` in every child; the serializer carries what the child needs.
+
+Protocol on the parent <-> launcher socket (the parent holds a lock around each request):
+
+    parent -> launcher   header <u64 body_len, u32 n_arg_fds, u32 n_stdio_fds>
+                         + SCM_RIGHTS fds [status_w, *arg_fds, *stdio_fds]
+                         body: pickle of (sys_path | None, cwd), read by the launcher,
+                         then pickle of (entry, args) with fds as persistent ids, read by the child
+    launcher -> parent   <i64 pid>   (negative: -errno of a failed fork)
+    launcher -> status_w <i32 exitcode> when it reaps the child, then closes status_w
+
+The launcher kills (SIGKILL) every child still running when the parent's socket closes:
+a parent that exits or crashes leaves no orphans. Children die with the launcher too
+(PR_SET_PDEATHSIG on Linux).
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from ..errors import TransportError
+from .base import ProcessHandle
+
+_HEADER = struct.Struct("<QII")
+_PID = struct.Struct("<q")
+_STATUS = struct.Struct("<i")
+_MAX_FDS = 250
+
+
+# -- fd-carrying objects --------------------------------------------------------------------
+# A class that travels to children by file descriptor defines `_export_fd(self) -> (fd, state)`
+# and a classmethod `_import_fd(cls, fd, state)`.
+
+class _FdPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, fds: list[int]):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.fds = fds
+
+    def persistent_id(self, obj: Any) -> Any:
+        export = getattr(type(obj), "_export_fd", None)
+        if export is None:
+            return None
+        fd, state = export(obj)
+        self.fds.append(fd)
+        return (type(obj), len(self.fds) - 1, state)
+
+
+class _FdUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, fds: list[int]):
+        super().__init__(file)
+        self.fds = fds
+
+    def persistent_load(self, pid: Any) -> Any:
+        cls, index, state = pid
+        return cls._import_fd(self.fds[index], state)
+
+
+# -- parent side ----------------------------------------------------------------------------
+
+class LaunchedProcess(ProcessHandle):
+    """A child forked by the launcher. Its exit code arrives on a status pipe."""
+
+    def __init__(self, pid: int, status_fd: int):
+        self.pid = pid
+        self._status_fd = status_fd
+        self._exitcode: int | None = None
+        self._lock = threading.Lock()
+
+    def _collect(self, timeout: float | None) -> bool:
+        with self._lock:
+            if self._exitcode is not None:
+                return True
+            ready, _, _ = select.select([self._status_fd], [], [], timeout)
+            if not ready:
+                return False
+            data = os.read(self._status_fd, _STATUS.size)
+            # A launcher that died without reporting killed its children with it.
+            self._exitcode = _STATUS.unpack(data)[0] if len(data) == _STATUS.size else -signal.SIGKILL
+            os.close(self._status_fd)
+            return True
+
+    def is_alive(self) -> bool:
+        return not self._collect(0)
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self._collect(timeout)
+
+    @property
+    def exitcode(self) -> int | None:
+        self._collect(0)
+        return self._exitcode
+
+    def _signal(self, signum: int) -> None:
+        if self.is_alive():
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def __del__(self):
+        if self._exitcode is None:
+            try:
+                os.close(self._status_fd)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<LaunchedProcess pid={self.pid} exitcode={self._exitcode}>"
+
+
+class Launcher:
+    """The parent's handle on its launcher process; `start()` forks a child there."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        code = ("import sys; from skprocessing.transports._launcher import serve; "
+                "serve(int(sys.argv[1]))")
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+            start_new_session=False)
+        theirs.close()
+        self._sock = ours
+        self._lock = threading.Lock()
+        self._sent_path: list[str] | None = None
+        self.pid = os.getpid()
+
+    def start(self, entry: Any, args: tuple) -> LaunchedProcess:
+        fds: list[int] = []
+        body = io.BytesIO()
+        with self._lock:
+            path = None if sys.path == self._sent_path else list(sys.path)
+            try:
+                pickle.dump((path, os.getcwd()), body)
+                _FdPickler(body, fds).dump((entry, args))
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                raise TransportError(f"cannot pass these arguments to a new process: {exc}") from exc
+            stdio = [fd for fd in (1, 2) if _is_open(fd)]
+            if len(fds) + len(stdio) + 1 > _MAX_FDS:
+                raise TransportError(f"too many channels for one process ({len(fds)})")
+            status_r, status_w = os.pipe()
+            try:
+                header = _HEADER.pack(body.getbuffer().nbytes, len(fds), len(stdio))
+                socket.send_fds(self._sock, [header], [status_w, *fds, *stdio])
+                self._sock.sendall(body.getbuffer())
+                pid = _PID.unpack(_recv_exact(self._sock, _PID.size))[0]
+            except OSError as exc:
+                os.close(status_r)
+                raise TransportError(f"the launcher process is gone ({exc})") from exc
+            finally:
+                os.close(status_w)
+            self._sent_path = list(sys.path)
+        if pid < 0:
+            os.close(status_r)
+            raise TransportError(f"fork failed: {os.strerror(-pid)}")
+        return LaunchedProcess(pid, status_r)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the socket: the launcher kills its remaining children and exits."""
+        try:
+            self._sock.close()
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("launcher closed its socket")
+        data += chunk
+    return data
+
+
+_launcher: Launcher | None = None
+_launcher_lock = threading.Lock()
+
+
+def get_launcher() -> Launcher:
+    """This process's launcher, started on first use (and again after a fork)."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or _launcher.pid != os.getpid():
+            _launcher = Launcher()
+        return _launcher
+
+
+def _close_launcher() -> None:
+    if _launcher is not None and _launcher.pid == os.getpid():
+        _launcher.close()
+
+
+def _forget_launcher_in_child() -> None:
+    # A forked copy of this process must not talk on its parent's launcher socket.
+    global _launcher
+    if _launcher is not None:
+        _launcher._sock.close()
+        _launcher = None
+
+
+atexit.register(_close_launcher)
+os.register_at_fork(after_in_child=_forget_launcher_in_child)
+
+
+# -- launcher side --------------------------------------------------------------------------
+
+def serve(fd: int) -> None:
+    """The launcher's main loop: fork on request, reap, report; exit when the parent goes."""
+    sock = socket.socket(fileno=fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, int] = {}  # pid -> status_w
+    _preload()
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+            _reap(children, block=False)
+        if sock in ready:
+            request = _read_request(sock)
+            if request is None:
+                break
+            _fork_child(sock, request, children, (wake_r, wake_w))
+    for pid in children:
+        _kill(pid)
+    _reap(children, block=True)
+
+
+def _preload() -> None:
+    # What every child needs anyway is imported once here, not once per child.
+    import skprocessing  # noqa: F401  (the package and everything it imports)
+    import skprocessing.core.engine  # noqa: F401
+    import skprocessing.transports.local  # noqa: F401
+    from skprocessing.serializers.registry import get_serializer
+    for name in ("cloudpickle", "pickle"):
+        get_serializer(name)
+    try:
+        import ctypes
+        globals()["_libc"] = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        pass
+
+
+def _read_request(sock: socket.socket) -> tuple | None:
+    try:
+        msg, fds, _, _ = socket.recv_fds(sock, _HEADER.size, _MAX_FDS)
+    except OSError:
+        return None
+    if not msg:
+        return None
+    msg += _recv_exact(sock, _HEADER.size - len(msg))
+    size, n_args, n_stdio = _HEADER.unpack(msg)
+    body = io.BytesIO(_recv_exact(sock, size))
+    path, cwd = pickle.load(body)
+    if path is not None:
+        sys.path[:] = path  # later children inherit it
+    return body, cwd, fds[0], fds[1:1 + n_args], fds[1 + n_args:1 + n_args + n_stdio]
+
+
+def _fork_child(sock: socket.socket, request: tuple, children: dict[int, int],
+                wake: tuple[int, int]) -> None:
+    body, cwd, status_w, arg_fds, stdio_fds = request
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        pid = -exc.errno
+    if pid == 0:
+        _child_main(sock, body, cwd, arg_fds, stdio_fds, [status_w, *children.values(), *wake])
+    for fd in (*arg_fds, *stdio_fds):
+        os.close(fd)
+    if pid > 0:
+        children[pid] = status_w
+    else:
+        os.close(status_w)
+    sock.sendall(_PID.pack(pid))
+
+
+def _child_main(sock: socket.socket, body: io.BytesIO, cwd: str, arg_fds: list[int], stdio_fds: list[int],
+                close_fds: list[int]) -> None:
+    code = 1
+    try:
+        sock.close()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in close_fds:
+            os.close(fd)
+        for target, fd in zip((1, 2), stdio_fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        libc = globals().get("_libc")
+        if libc is not None:
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the launcher
+        if cwd != os.getcwd():
+            os.chdir(cwd)
+        entry, args = _FdUnpickler(body, arg_fds).load()
+        entry(*args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(children: dict[int, int], block: bool) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        status_w = children.pop(pid, None)
+        if status_w is not None:
+            try:
+                os.write(status_w, _STATUS.pack(os.waitstatus_to_exitcode(status)))
+            except OSError:
+                pass
+            os.close(status_w)

@@ -1,0 +1,189 @@
+"""The local transport: processes on this machine. The default; nothing to configure.
+
+URL: `local://` (or no transport at all). Listener addresses look like `local://@name`
+(a Linux abstract Unix socket) or `local:///path/to.sock` (a socket file).
+
+- channels: Unix stream socket pairs (`SocketChannel`), passed to children as file descriptors
+- flags and counters: one shared-memory cell each (memfd + mmap); reads are a memory load
+- processes: forked by this process's launcher (`_launcher.py`), a clean single-threaded
+  process, so a parent with threads or an open ZeroMQ context starts children safely
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import select
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import TransportError
+from ._launcher import LaunchedProcess, get_launcher
+from ._sockets import SocketChannel
+from .base import Channel, Counter, Flag, Listener, Transport
+
+__all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
+
+_ABSTRACT = sys.platform.startswith("linux")
+_names = itertools.count()
+
+
+class LocalChannel(SocketChannel):
+    """A SocketChannel on a Unix socket that can travel to a child started by the launcher."""
+
+    def _export_fd(self) -> tuple[int, None]:
+        return self._sock.fileno(), None
+
+    @classmethod
+    def _import_fd(cls, fd: int, state: None) -> LocalChannel:
+        return cls(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd))
+
+
+class SharedCell(Flag, Counter):
+    """One signed 64-bit integer in shared memory; as a Flag, non-zero means set."""
+
+    def __init__(self, fd: int | None = None):
+        if fd is None:
+            fd = _anonymous_memory(8)
+        self._fd = fd
+        self._map = mmap.mmap(fd, 8)
+        self._cell = memoryview(self._map).cast("q")
+
+    @property
+    def value(self) -> int:
+        return self._cell[0]
+
+    @value.setter
+    def value(self, new: int) -> None:
+        self._cell[0] = new
+
+    def set(self) -> None:
+        self._cell[0] = 1
+
+    def clear(self) -> None:
+        self._cell[0] = 0
+
+    def is_set(self) -> bool:
+        return self._cell[0] != 0
+
+    def _export_fd(self) -> tuple[int, None]:
+        return self._fd, None
+
+    @classmethod
+    def _import_fd(cls, fd: int, state: None) -> SharedCell:
+        return cls(fd)
+
+    def __reduce__(self):
+        raise TypeError("a shared cell can only be passed to a process through Transport.start()")
+
+    def __del__(self):
+        try:
+            self._cell.release()
+            self._map.close()
+            os.close(self._fd)
+        except (AttributeError, OSError, BufferError):
+            pass
+
+
+def _anonymous_memory(size: int) -> int:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("skprocessing-cell", os.MFD_CLOEXEC)
+    else:
+        fd, path = tempfile.mkstemp(prefix="skprocessing-cell-")
+        os.unlink(path)
+    os.ftruncate(fd, size)
+    return fd
+
+
+class LocalListener(Listener):
+    """Accepts `LocalChannel`s on a Unix socket address."""
+
+    def __init__(self, address: str | None = None):
+        self.address = address or _fresh_address()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(_socket_path(self.address))
+        self._sock.listen(128)
+
+    def accept(self, timeout: float | None = None) -> Channel | None:
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
+            return None
+        conn, _ = self._sock.accept()
+        return LocalChannel(conn)
+
+    def close(self) -> None:
+        self._sock.close()
+        path = _socket_path(self.address)
+        if not path.startswith("\0"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+def _fresh_address() -> str:
+    name = f"skprocessing-{os.getpid()}-{next(_names)}-{os.urandom(4).hex()}"
+    if _ABSTRACT:
+        return f"local://@{name}"
+    return f"local://{os.path.join(tempfile.gettempdir(), name + '.sock')}"
+
+
+def _socket_path(address: str) -> str:
+    if not address.startswith("local://"):
+        raise TransportError(f"not a local address: {address!r} (expected local://@name or local:///path)")
+    rest = address[len("local://"):]
+    return "\0" + rest[1:] if rest.startswith("@") else rest
+
+
+class LocalTransport(Transport):
+    """Processes on this machine; see the module docstring."""
+
+    name = "local"
+
+    def __init__(self, url: str | None = None):
+        self.url = url or "local://"
+
+    def pipe(self, duplex: bool = True) -> tuple[Channel, Channel]:
+        # Unix stream sockets are always duplex; a one-way pipe simply never sends back.
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return LocalChannel(a), LocalChannel(b)
+
+    def flag(self) -> Flag:
+        return SharedCell()
+
+    def counter(self) -> Counter:
+        return SharedCell()
+
+    def listen(self, address: str | None = None) -> Listener:
+        return LocalListener(address)
+
+    def connect(self, address: str, timeout: float | None = None) -> Channel:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(_socket_path(address))
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"cannot connect to {address}: {exc}") from exc
+        return LocalChannel(sock)
+
+    def start(self, entry: Callable[..., Any], *args: Any) -> LaunchedProcess:
+        return get_launcher().start(entry, args)
+
+    def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
+        buffered = [c for c in channels if getattr(c, "buffered", _no)()]
+        if buffered:
+            return buffered
+        ready, _, _ = select.select(channels, [], [], timeout)
+        return ready
+
+
+def _no() -> bool:
+    return False
