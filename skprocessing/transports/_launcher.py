@@ -271,9 +271,12 @@ def _preload() -> None:
     import skprocessing  # noqa: F401  (the package and everything it imports)
     import skprocessing.core.engine  # noqa: F401
     import skprocessing.transports.local  # noqa: F401
-    from skprocessing.serializers.registry import get_serializer
-    for name in ("cloudpickle", "pickle"):
-        get_serializer(name)
+    from skprocessing.serializers.registry import DEFAULT, get_serializer
+    for name in {DEFAULT, os.environ.get("SKPROCESSING_SERIALIZER") or DEFAULT, "pickle"}:
+        try:
+            get_serializer(name)
+        except ValueError:
+            pass  # an unknown name fails where it is used, with the registry's message
     try:
         import ctypes
         globals()["_libc"] = ctypes.CDLL(None, use_errno=True)
