@@ -54,6 +54,6 @@ class FunctionSerializer(Serializer):
         data = frames[0] if len(frames) == 1 else b"".join(frames)
         try:
             return self._loads(data)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a tampered pickle may name exit()
             raise DeserializationError(f"serializer {self.name!r} could not load the data: "
                                        f"{type(exc).__name__}: {exc}") from exc

@@ -11,14 +11,17 @@ from typing import Any
 
 from .base import FunctionSerializer, Serializer
 
-__all__ = ["register_serializer", "get_serializer", "available_serializers", "DEFAULT", "ENV_VAR"]
+__all__ = ["register_serializer", "get_serializer", "available_serializers", "is_builtin",
+           "DEFAULT", "ENV_VAR"]
 
-DEFAULT = "cloudpickle"
+DEFAULT = "cerial"
 ENV_VAR = "SKPROCESSING_SERIALIZER"
 
 # Built-in plugins are imported lazily, so an unused one costs nothing (and msgpack's
 # absence would only matter to those who ask for it).
 _BUILTIN: dict[str, str] = {
+    "cerial": "skprocessing.serializers.cerial:CerialSerializer",
+    "msgpack": "skprocessing.serializers.msgpack:MsgpackSerializer",
     "cloudpickle": "skprocessing.serializers.cloudpickle:CloudpickleSerializer",
     "pickle": "skprocessing.serializers.pickle:PickleSerializer",
 }
@@ -63,7 +66,9 @@ def _adapt(obj: Any, name: str | None) -> Serializer:
 
 
 def get_serializer(spec: str | Serializer | Any | None = None) -> Serializer:
-    """The serializer for `spec`: an object, a registered name, or None for the default."""
+    """The serializer for `spec`: an object, a registered name, or None for the default
+    (`$SKPROCESSING_SERIALIZER`, else cerial). Raises `ValueError` for an unknown name,
+    listing the known ones."""
     if spec is None:
         spec = os.environ.get(ENV_VAR) or DEFAULT
     if not isinstance(spec, str):

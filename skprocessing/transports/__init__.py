@@ -21,6 +21,10 @@ ENV_VAR = "SKPROCESSING_TRANSPORT"
 
 _schemes: dict[str, str | Callable[[str], Transport]] = {
     "local": "skprocessing.transports.local:LocalTransport",
+    "zmq": "skprocessing.transports.zmq:ZmqTransport",
+    "tcp": "skprocessing.transports.zmq:ZmqTransport",
+    "ipc": "skprocessing.transports.zmq:ZmqTransport",
+    "inproc": "skprocessing.transports.zmq:ZmqTransport",
 }
 _default: Transport | None = None
 _lock = threading.Lock()

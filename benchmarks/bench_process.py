@@ -1,0 +1,112 @@
+"""Skprocess against bare multiprocessing (fork), measured in one run on this machine.
+
+    python benchmarks/bench_process.py
+
+1. start -> result of a one-run no-op process: median time, vs `multiprocessing.Process`
+   + `Queue` with fork. Reported as the time ratio ours/theirs (target: at most 2x).
+2. tell/listen echo, one `__run__` per round trip as users write it: round trips/s vs a bare
+   `multiprocessing.Pipe` echo with fork (target: at least 0.6x).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_seconds, optional, report  # noqa: E402
+
+from skprocessing import Skprocess  # noqa: E402
+
+ECHOES = 5000
+
+
+class NoOp(Skprocess):
+    def __run__(self):
+        pass
+
+
+class Echo(Skprocess):
+    def __init__(self, count: int):
+        self.process_config.runs = count
+
+    def __run__(self):
+        self.tell(self.listen())
+
+
+def _queue_child(queue):
+    queue.put(None)
+
+
+def bare_start_result(ctx) -> None:
+    queue = ctx.Queue()
+    process = ctx.Process(target=_queue_child, args=(queue,))
+    process.start()
+    queue.get()
+    process.join()
+
+
+def _pipe_echo_child(conn, count):
+    for _ in range(count):
+        conn.send(conn.recv())
+
+
+def bare_echo(ctx, count: int) -> float:
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_pipe_echo_child, args=(child, count))
+    process.start()
+    began = time.perf_counter()
+    for i in range(count):
+        parent.send(i)
+        parent.recv()
+    elapsed = time.perf_counter() - began
+    process.join()
+    return count / elapsed
+
+
+def our_echo(count: int) -> float:
+    process = Echo(count)
+    process.start()
+    began = time.perf_counter()
+    for i in range(count):
+        process.tell(i)
+        process.listen()
+    elapsed = time.perf_counter() - began
+    process.result()
+    return count / elapsed
+
+
+def suitkaise_figures() -> None:
+    sk = optional("suitkaise.processing")
+    if sk is None:
+        print("(suitkaise not installed: reference column skipped)")
+        return
+
+    class RefNoOp(sk.Skprocess):
+        def __run__(self):
+            pass
+
+    def ref_once():
+        process = RefNoOp()
+        process.start()
+        process.wait()
+        process.result()
+
+    print(f"reference suitkaise 0.4.14 start->result median: {median_seconds(ref_once, 10) * 1e3:.1f} ms")
+
+
+def main() -> None:
+    fork = multiprocessing.get_context("fork")
+    bare = median_seconds(lambda: bare_start_result(fork), 40)
+    ours = median_seconds(lambda: NoOp().run(), 40)
+    report("start -> result, one-run no-op (median ms)", ours * 1e3, bare * 1e3, "ms", "<= 2x")
+    bare_rate = max(bare_echo(fork, ECHOES) for _ in range(3))
+    our_rate = max(our_echo(ECHOES) for _ in range(3))
+    report("tell/listen echo (round trips/s)", our_rate, bare_rate, "rt/s", ">= 0.6x")
+    suitkaise_figures()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`python -m skprocessing demo`: a short tour that runs real processes and prints what happens."""
+
+from __future__ import annotations
+
+import time
+
+from skprocessing import ProcessTimeoutError, Skprocess
+
+
+class Squares(Skprocess):
+    """Several runs: each iteration squares the next number; the result is the list."""
+
+    def __init__(self, count: int):
+        self.process_config.runs = count
+        self.squares: list[int] = []
+
+    def __run__(self):
+        self.squares.append(self.current_run ** 2)
+
+    def __result__(self):
+        return self.squares
+
+
+class Echo(Skprocess):
+    """tell/listen: the child answers each message the parent tells it."""
+
+    def __init__(self, count: int):
+        self.process_config.runs = count
+
+    def __run__(self):
+        word = self.listen(timeout=10)
+        self.tell(word.upper())
+
+
+class Flaky(Skprocess):
+    """A retry: the first attempt fails; the second, with the state the first left, succeeds."""
+
+    def __init__(self):
+        self.process_config.lives = 2
+        self.attempts = 0
+
+    def __run__(self):
+        self.attempts += 1
+        if self.attempts == 1:
+            raise ConnectionError("first attempt fails")
+
+    def __result__(self):
+        return f"succeeded on attempt {self.attempts}"
+
+
+class Slow(Skprocess):
+    """A timeout: `__run__` sleeps for 10 s under a 0.2 s limit."""
+
+    def __init__(self):
+        self.process_config.timeouts.run = 0.2
+
+    def __run__(self):
+        time.sleep(10)
+
+
+def skprocess_tour() -> None:
+    print("== Skprocess ==")
+    process = Squares(5)
+    print(f"runs:       {process.run()}  ({process.timers.run.num_times} runs timed, "
+          f"mean {process.timers.run.mean * 1e6:.1f} us)")
+
+    echo = Echo(3)
+    echo.start()
+    replies = []
+    for word in ("tell", "and", "listen"):
+        echo.tell(word)
+        replies.append(echo.listen(timeout=10))
+    echo.wait()
+    print(f"tell/listen: {replies}")
+
+    print(f"retry:      {Flaky().run()}")
+
+    try:
+        Slow().run()
+    except ProcessTimeoutError as error:
+        print(f"timeout:    {type(error).__name__}: {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    skprocess_tour()
+    return 0

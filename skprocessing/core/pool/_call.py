@@ -1,0 +1,158 @@
+"""One map call as the scheduler and the caller both see it.
+
+The scheduler thread (producer) cuts chunks from the input and delivers finished ones;
+the caller's thread (consumer) waits for them. They share only `_ready` (under a
+condition), `consumed` (how far the caller has read, for the window) and the flags.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import SerializationError
+from ...serializers.codec import Codec
+from ._chunks import Chunk, ChunkPlanner
+from ._messages import TASK, pack_error
+
+__all__ = ["Call", "TIMED_OUT"]
+
+TIMED_OUT = object()  # what `Call.get` returns when its deadline passes
+
+
+class Call:
+    """A submitted map: its function (encoded once), its input, and its finished chunks."""
+
+    def __init__(self, call_id: int, function: list, items: Any, *, star: bool, skprocess: bool,
+                 chunksize: int | None, timeout: float | None, retries: int,
+                 window: int | None, name: str):
+        self.call_id = call_id
+        self.function = function  # FUNCTION_BODY frames, sent once to each worker
+        self.star = star
+        self.skprocess = skprocess
+        self.timeout = timeout
+        self.retries = retries
+        self.window = window
+        self.name = name
+        self.planner = ChunkPlanner(items, chunksize, single=timeout is not None)
+        self.outstanding = 0      # chunks cut but not finished (scheduler thread only)
+        self.consumed = 0         # items the caller has taken (caller thread writes)
+        self.blocked = False      # the scheduler waits for the caller to read (window full)
+        self.cancelled = False
+        self.wake: Callable[[], None] = lambda: None  # set by the scheduler
+        self._cond = threading.Condition(threading.Lock())
+        self._ready: deque[tuple[int, list, dict | None]] = deque()
+        self._failure: BaseException | None = None
+        self._done = False
+
+    # -- scheduler side ----------------------------------------------------------------------
+    def wants_more(self) -> bool:
+        if self.cancelled or self._done or self.planner.exhausted:
+            return False
+        if self.window is not None and self.planner.taken - self.consumed >= self.window:
+            # Flag first, then look again: a caller that reads in between either sees the
+            # flag (and wakes us) or has already moved `consumed` (seen here).
+            self.blocked = True
+            if self.planner.taken - self.consumed >= self.window:
+                return False
+            self.blocked = False
+        return True
+
+    def next_chunks(self, codec: Codec, workers: int, ids: Callable[[], int]) -> list[Chunk]:
+        """Cut the next chunk (several, around any item that will not serialize)."""
+        start, items = self.planner.take(self.planner.size(workers))
+        if not items:
+            self.check_done()
+            return []
+        chunk_id = ids()
+        try:
+            return [self._chunk(codec, chunk_id, start, items)]
+        except SerializationError:
+            return self._split_unsendable(codec, ids, start, items)
+
+    def _chunk(self, codec: Codec, chunk_id: int, start: int, items: list) -> Chunk:
+        frames = codec.encode(TASK, (chunk_id, self.call_id, items))
+        self.outstanding += 1
+        return Chunk(self, chunk_id, start, items, frames)
+
+    def _split_unsendable(self, codec: Codec, ids: Callable[[], int], start: int,
+                          items: list) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        run_start, run = start, []
+        for index, item in enumerate(items, start):
+            try:
+                codec.serializer.dumps(item)
+            except SerializationError as exc:
+                if run:
+                    chunks.append(self._chunk(codec, ids(), run_start, run))
+                run_start, run = index + 1, []
+                error = SerializationError(f"item {index} could not be sent to a worker: {exc}",
+                                           path=exc.path, type_name=exc.type_name)
+                self._put(index, [None], {0: pack_error(error, "")})
+                continue
+            run.append(item)
+        if run:
+            chunks.append(self._chunk(codec, ids(), run_start, run))
+        return chunks
+
+    def finished(self, chunk: Chunk, values: list, errors: dict | None, seconds: float) -> None:
+        self.planner.measured(len(values), seconds)
+        self.outstanding -= 1
+        self._put(chunk.start, values, errors)
+        self.check_done()
+
+    def check_done(self) -> None:
+        if self.planner.exhausted and self.outstanding == 0:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """End the call with `error` (raised in the caller once it reaches it)."""
+        with self._cond:
+            if self._failure is None:
+                self._failure = error
+            self._done = True
+            self._cond.notify_all()
+
+    def _put(self, start: int, values: list, errors: dict | None) -> None:
+        if self.cancelled:
+            return
+        with self._cond:
+            self._ready.append((start, values, errors))
+            self._cond.notify()
+
+    # -- caller side -------------------------------------------------------------------------
+    def get(self, deadline: float | None) -> tuple[int, list, dict | None] | None | object:
+        """The next finished chunk in completion order; None when all are delivered;
+        TIMED_OUT after `deadline` (a `time.monotonic()` value). Raises a failure."""
+        with self._cond:
+            while not self._ready:
+                if self._failure is not None:
+                    raise self._failure
+                if self._done:
+                    return None
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return TIMED_OUT
+                self._cond.wait(wait)
+            return self._ready.popleft()
+
+    def taken(self, count: int) -> None:
+        """The caller has read `count` more items: reopen the window if it was full."""
+        self.consumed += count
+        if self.blocked:
+            self.blocked = False
+            self.wake()
+
+    def wait_done(self, timeout: float | None) -> bool:
+        """Wait until every chunk is finished (or the call failed); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done, timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done

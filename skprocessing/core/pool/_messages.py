@@ -1,0 +1,66 @@
+"""The Pool wire protocol: message kinds, their bodies, and how task errors travel.
+
+Every message is `Codec.encode(kind, body)`: a header frame (kind byte + serializer name)
+and the serializer's frames, so large buffers ride as their own out-of-band frames and a
+receiver refuses data made by a serializer it was not told to accept. Bodies are plain
+tuples (cheap to build and to pickle), named here once:
+
+    worker -> head   HELLO    (worker_id | None, pid, credits)      once, after connect()
+                     RESULT   (chunk_id, values, errors, seconds)   one per chunk; +1 credit
+    head -> worker   FUNC     (func_id, star, skprocess, fn_frames, forget_ids)
+                     TASK     (chunk_id, func_id, items)
+                     STOP     None                                  finish and exit
+
+Credit-based flow: a worker announces how many chunks it may hold (`credits`, a small
+prefetch); the head never sends more TASKs than that, and each RESULT returns one credit.
+A remote worker that joins by address speaks exactly the same messages.
+
+`errors` is None (the common case) or {offset in chunk: packed error}; see `pack_error`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ...errors import ProcessError, RemoteTraceback
+
+__all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "strip_error",
+           "pack_error", "unpack_error"]
+
+HELLO = 1
+RESULT = 2
+FUNC = 3
+TASK = 4
+STOP = 5
+FUNCTION_BODY = 6  # the mapped callable, encoded once per call and embedded in FUNC
+
+PackedError = tuple  # (exception | None, type name, message, traceback text)
+
+
+def pack_error(exc: BaseException, tb_text: str | None = None) -> PackedError:
+    """An exception ready to travel: the object itself plus text that survives even if
+    the object cannot be serialized (the sender drops it then, see `strip_error`)."""
+    if tb_text is None:
+        tb_text = getattr(exc, "remote_traceback", None) or "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return (exc, name, str(exc), tb_text)
+
+
+def strip_error(packed: PackedError) -> PackedError:
+    """The same error without the exception object (for one that will not serialize)."""
+    return (None, *packed[1:])
+
+
+def unpack_error(packed: PackedError, where: str) -> BaseException:
+    """The exception to raise in the caller: the original type when it travelled, with
+    the worker's traceback as `__cause__` and a note naming the item (`where`)."""
+    exc, name, message, tb_text = packed
+    if exc is None:
+        exc = ProcessError(f"{name}: {message} (the exception object itself could not be "
+                           f"sent back, so it is re-raised as a ProcessError)")
+    if tb_text and exc.__cause__ is None:
+        exc.__cause__ = RemoteTraceback(tb_text)
+    exc.add_note(f"skprocessing.Pool: raised by {where}")
+    return exc

@@ -1,0 +1,90 @@
+"""The head's view of its workers, and the thread that admits new ones.
+
+Workers are known by the channel they connected on. A worker this pool started itself
+also has a process handle (so it can be killed and its exit code read); a worker that
+joined by address (a remote transport) has none, and is only ever told to STOP.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import TransportError
+from ...serializers.codec import Codec
+from ...transports.base import Channel, Listener, ProcessHandle
+from ._chunks import Chunk
+from ._messages import HELLO
+
+__all__ = ["WorkerSlot", "Acceptor"]
+
+
+class WorkerSlot:
+    """One connected worker: its credits, the chunks it holds (in the order it runs
+    them), and the functions it has cached."""
+
+    __slots__ = ("channel", "pid", "handle", "credits", "inflight", "functions",
+                 "deadline", "fate")
+
+    def __init__(self, channel: Channel, pid: int, credits: int, handle: ProcessHandle | None):
+        self.channel = channel
+        self.pid = pid
+        self.handle = handle
+        self.credits = credits
+        self.inflight: collections.deque[Chunk] = collections.deque()
+        self.functions: set[int] = set()
+        self.deadline: float | None = None  # when the running timed item runs over
+        self.fate: tuple[str, Any] | None = None  # why the head killed it, if it did
+
+    @property
+    def timed(self) -> bool:
+        """True while it runs an item that has a per-item timeout (it gets nothing else)."""
+        return self.deadline is not None
+
+    def describe(self) -> str:
+        how = ""
+        if self.handle is not None:
+            code = self.handle.exitcode
+            if code is not None:
+                how = f" killed by signal {-code}" if code < 0 else f" exited with code {code}"
+        return f"worker pid {self.pid}{how}"
+
+
+class Acceptor(threading.Thread):
+    """Accepts connections on the pool's listener and hands each (channel, hello) to
+    `admit`. A thread of its own so the scheduler waits only on channels (the one thing
+    every transport's `wait` supports); it closes the listener when told to stop."""
+
+    def __init__(self, listener: Listener, codec: Codec,
+                 admit: Callable[[Channel, tuple], None]):
+        super().__init__(name="skprocessing-pool-acceptor", daemon=True)
+        self.listener = listener
+        self.codec = codec
+        self.admit = admit
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    channel = self.listener.accept(timeout=0.05)
+                except (OSError, TransportError):
+                    return
+                if channel is not None:
+                    self._greet(channel)
+        finally:
+            self.listener.close()
+
+    def _greet(self, channel: Channel) -> None:
+        # A peer that does not say HELLO promptly and properly is dropped, never trusted.
+        try:
+            frames = channel.recv(timeout=10.0)
+            kind, hello = self.codec.decode(frames) if frames is not None else (None, None)
+        except Exception:
+            kind = None
+        if kind != HELLO:
+            channel.close()
+            return
+        self.admit(channel, hello)

@@ -1,0 +1,246 @@
+"""`Pool`: map any callable over items on reusable worker processes.
+
+    with Pool(4) as pool:
+        squares = pool.map(lambda x: x * x, range(1000))
+        for row in pool.imap(parse, open("big.csv")):         # streams, bounded memory
+            ...
+        pairs = pool.star().map(pow, [(2, 3), (3, 2)])          # unpack each item
+        future = pool.map.timeout(30).background()(fn, items)  # modifiers combine
+
+The public class only checks state and arguments and turns a call into a `Call`; the
+scheduler (`_scheduler.py`) does the work.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ...errors import SerializationError, StateError
+from ...serializers.codec import Codec
+from ...transports import get_transport
+from ...transports.base import Transport
+from ..modifiers import modifiable
+from ._call import Call
+from ._chunks import MAX_CHUNK
+from ._messages import FUNCTION_BODY
+from ._results import ResultIterator, collect
+from ._scheduler import Scheduler
+
+__all__ = ["Pool", "PoolState"]
+
+
+class PoolState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    TERMINATED = "terminated"
+
+
+class _Maps:
+    """The four map methods; `Pool` has them, and so does `pool.star()`."""
+
+    _pool: Pool
+    _star: bool
+
+    @modifiable
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
+            timeout: float | None = None, retries: int | None = None,
+            _modifier_timeout: float | None = None) -> list:
+        """`[fn(item) for item in items]`, in input order, run on the workers.
+
+        `chunksize`: items sent per message (default: automatic). `timeout`: seconds per
+        item; an item that runs over fails with `ProcessTimeoutError` and its worker is
+        replaced. `retries`: how often an item whose worker died is tried again.
+        Raises the first task error to arrive (its type, with the worker's traceback as
+        `__cause__`), `ProcessDiedError` for an item whose worker died, `SerializationError`
+        naming the item, `ResultTimeoutError` from `.timeout(s)` (the whole call), and
+        `StateError` on a closed pool.
+        """
+        return self._pool._run("map", self._star, fn, items, chunksize, timeout, retries,
+                               _modifier_timeout)
+
+    @modifiable
+    def unordered_map(self, fn: Callable[..., Any], items: Iterable[Any], *,
+                      chunksize: int | None = None, timeout: float | None = None,
+                      retries: int | None = None, _modifier_timeout: float | None = None) -> list:
+        """Like `map`, but the list is in completion order."""
+        return self._pool._run("unordered_map", self._star, fn, items, chunksize, timeout,
+                               retries, _modifier_timeout)
+
+    @modifiable
+    def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
+             timeout: float | None = None, retries: int | None = None,
+             _modifier_timeout: float | None = None) -> ResultIterator:
+        """An iterator of results in input order, streaming: the input is read lazily (a
+        window of items ahead of the reader) and results arrive while items are still
+        being sent. A task's error is raised at its position; iteration may go on."""
+        return self._pool._run("imap", self._star, fn, items, chunksize, timeout, retries,
+                               _modifier_timeout)
+
+    @modifiable
+    def unordered_imap(self, fn: Callable[..., Any], items: Iterable[Any], *,
+                       chunksize: int | None = None, timeout: float | None = None,
+                       retries: int | None = None,
+                       _modifier_timeout: float | None = None) -> ResultIterator:
+        """Like `imap`, in completion order."""
+        return self._pool._run("unordered_imap", self._star, fn, items, chunksize, timeout,
+                               retries, _modifier_timeout)
+
+
+class _StarMaps(_Maps):
+    def __init__(self, pool: Pool):
+        self._pool = pool
+        self._star = True
+
+
+class Pool(_Maps):
+    """Worker processes, started once and reused, that map any callable over items.
+
+    `workers`: how many (default: the CPU count). `transport`, `serializer`: an object,
+    URL or name (defaults: local processes, the default serializer). `chunksize`,
+    `timeout` (per item), `retries`: defaults for every map. `prefetch`: chunks a worker
+    may hold at once (its credits). Context manager: `close()` on a normal exit,
+    `terminate()` on an exception.
+    """
+
+    def __init__(self, workers: int | None = None, *, transport: str | Transport | None = None,
+                 serializer: Any = None, chunksize: int | None = None,
+                 timeout: float | None = None, retries: int = 0, prefetch: int = 2):
+        workers = os.cpu_count() or 1 if workers is None else workers
+        _positive_int("workers", workers)
+        _positive_int("prefetch", prefetch)
+        _check_options(chunksize, timeout, retries)
+        self._pool = self
+        self._star = False
+        self._defaults = (chunksize, timeout, retries)
+        self._codec = Codec(serializer)
+        self._state = PoolState.OPEN
+        self._lock = threading.Lock()
+        self._calls: set[Call] = set()
+        self._ids = itertools.count(1)
+        self.workers = workers
+        self._scheduler = Scheduler(get_transport(transport), self._codec, workers, prefetch)
+
+    def star(self) -> _Maps:
+        """The same four methods, each item unpacked as arguments: `fn(*item)`."""
+        return _StarMaps(self)
+
+    @property
+    def state(self) -> PoolState:
+        return self._state
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes this pool started that are running now."""
+        return self._scheduler.worker_pids()
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new maps, let running ones finish, stop the workers and wait for them.
+
+        An `imap` nobody reads any more cannot finish: it is cancelled, and reading it
+        later raises `StateError`."""
+        with self._lock:
+            if self._state is not PoolState.OPEN:
+                return
+            self._state = PoolState.CLOSED
+        for call in list(self._calls):
+            while not call.wait_done(0.05):
+                if call.blocked:
+                    self._cancel(call, kill=False)
+                    call.fail(StateError("the pool was closed before this imap was read to the end"))
+        self._scheduler.stop(timeout)
+
+    def terminate(self) -> None:
+        """Kill the workers now; maps still running raise `StateError`."""
+        with self._lock:
+            if self._state is PoolState.TERMINATED:
+                return
+            self._state = PoolState.TERMINATED
+        self._scheduler.stop(10.0, terminate=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) is PoolState.OPEN:
+            self._state = PoolState.TERMINATED
+            self._scheduler.stop(0.0, terminate=True)
+
+    def __repr__(self) -> str:
+        return f"<Pool workers={self.workers} {self._state.value}>"
+
+    # -- internals ---------------------------------------------------------------------------
+    def _run(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
+             chunksize: int | None, timeout: float | None, retries: int | None,
+             seconds: float | None) -> Any:
+        call = self._submit(mode, star, fn, items, chunksize, timeout, retries)
+        ordered = not mode.startswith("unordered")
+        if mode.endswith("map") and not mode.endswith("imap"):
+            return collect(self, call, ordered, seconds)
+        return ResultIterator(self, call, ordered, seconds)
+
+    def _submit(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
+                chunksize: int | None, timeout: float | None, retries: int | None) -> Call:
+        name = f"Pool.{'star().' if star else ''}{mode}"
+        if not callable(fn):
+            raise TypeError(f"{name}: fn must be callable, not {type(fn).__name__} {fn!r}")
+        if not isinstance(items, Iterable):
+            raise TypeError(f"{name}: items must be iterable, not {type(items).__name__}")
+        default_chunksize, default_timeout, default_retries = self._defaults
+        chunksize = default_chunksize if chunksize is None else chunksize
+        timeout = default_timeout if timeout is None else timeout
+        retries = default_retries if retries is None else retries
+        _check_options(chunksize, timeout, retries)
+        try:
+            function = self._codec.encode(FUNCTION_BODY, fn)  # once per call, not per item
+        except SerializationError as exc:
+            raise SerializationError(f"{name}: the callable could not be serialized: {exc}",
+                                     path=exc.path, type_name=exc.type_name) from exc
+        from ..process import Skprocess
+        skprocess = isinstance(fn, type) and issubclass(fn, Skprocess)
+        window = None if mode.endswith("map") and not mode.endswith("imap") else \
+            self.workers * self._scheduler.credits * MAX_CHUNK * 2
+        with self._lock:
+            if self._state is not PoolState.OPEN:
+                raise StateError(f"{name}(): the pool is {self._state.value}; create a new Pool")
+            if self._scheduler.broken is not None:
+                raise StateError(f"{name}(): the pool is broken: {self._scheduler.broken}")
+            call = Call(next(self._ids), function, items, star=star, skprocess=skprocess,
+                        chunksize=chunksize, timeout=timeout, retries=retries, window=window,
+                        name=name)
+            self._calls.add(call)
+        self._scheduler.submit(call)
+        return call
+
+    def _cancel(self, call: Call, kill: bool) -> None:
+        self._scheduler.cancel(call, kill)
+
+    def _forget(self, call: Call) -> None:
+        self._calls.discard(call)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_options(chunksize: Any, timeout: Any, retries: Any) -> None:
+    if chunksize is not None:
+        _positive_int("chunksize", chunksize)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int of 0 or more, got {retries!r}")

@@ -1,0 +1,189 @@
+"""One process's connection to one Share: requests, pipelined writes, errors.
+
+Every copy of a Share (and every proxy from it) in a process uses the same `Client`, found
+by the share's key, so a process reads its own writes whichever copy made them. The
+connection is opened on first use (lazily, so a Share inside an unpickled object costs
+nothing until touched) and again after a fork. While the owner's Share is stopped its
+client talks to an in-process store through the same handler the coordinator uses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+from ...errors import ChannelClosed, SerializationError, TransportError
+from ...serializers.codec import Codec
+from ...transports import get_transport
+from ...transports.base import Channel, Frames
+from ._handler import Handler, Session
+from ._protocol import ERR, REPLY, ShareError
+
+__all__ = ["Client", "client_from_token"]
+
+
+class Client:
+    """Sends operations to the coordinator (or, while stopped, the owner's local store)."""
+
+    def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Codec):
+        self.key = key
+        self.address = address
+        self.transport_spec = transport_spec
+        self.codec = codec
+        self.roots: dict[str, Any] = {}   # root name -> proxy, for names known to hold objects
+        self.types: dict[str, Any] = {}   # type key -> TypeInfo (method names), per connection
+        self.epoch = -1
+        self.error: str | None = None     # why the last exchange failed, until one succeeds
+        self._lock = threading.Lock()
+        self._channel: Channel | None = None
+        self._local: tuple[Handler, Session] | None = None
+        _live.add(self)
+
+    def token(self) -> tuple:
+        """What another process needs to reach the same coordinator."""
+        return (self.key, self.address, self.transport_spec, self.codec.token())
+
+    # -- modes -------------------------------------------------------------------------------
+    def go_local(self, handler: Handler) -> None:
+        with self._lock:
+            self._close_channel()
+            self._local = (handler, Session())
+            self._forget_types()
+
+    def go_remote(self) -> None:
+        with self._lock:
+            self._local = None
+            self._forget_types()
+
+    # -- requests ----------------------------------------------------------------------------
+    def request(self, op: int, payload: tuple, what: str = "") -> Any:
+        """Send and wait for the answer; raise what the operation raised."""
+        frames = self._encode(op | REPLY, payload, what)
+        with self._lock:
+            if self._local is not None:
+                answer = self._local[0].handle(self._local[1], frames)
+            else:
+                answer = self._exchange(frames, what)
+        return self._result(answer)
+
+    def post(self, op: int, payload: tuple, what: str = "") -> None:
+        """Send without waiting (pipelined); a failure is reported with the next answer."""
+        frames = self._encode(op, payload, what)
+        with self._lock:
+            if self._local is not None:
+                self._local[0].handle(self._local[1], frames)
+                return
+            channel = self._connected(what)
+            try:
+                channel.send(frames)
+            except ChannelClosed as exc:
+                raise self._broken(exc, what) from None
+
+    def _encode(self, kind: int, payload: tuple, what: str) -> Frames:
+        try:
+            return self.codec.encode(kind, payload)
+        except SerializationError as exc:
+            raise SerializationError(f"{what or 'a Share operation'} failed: {exc}",
+                                     path=exc.path, type_name=exc.type_name) from exc
+
+    def _exchange(self, frames: Frames, what: str) -> Frames:
+        channel = self._connected(what)
+        try:
+            channel.send(frames)
+            answer = channel.recv()
+        except ChannelClosed as exc:
+            raise self._broken(exc, what) from None
+        self.error = None
+        return answer
+
+    def _result(self, answer: Frames) -> Any:
+        kind, payload = self.codec.decode(answer)
+        if kind == ERR:
+            _raise_remote(*payload)
+        value, epoch, deferred = payload
+        if epoch != self.epoch:
+            self.roots.clear()  # some root name was rebound to another type
+            self.epoch = epoch
+        if deferred:
+            raise ShareError("; ".join(deferred))
+        return value
+
+    # -- connection --------------------------------------------------------------------------
+    def _connected(self, what: str) -> Channel:
+        if self._channel is not None:
+            return self._channel
+        if self.address is None:
+            raise ShareError(f"{what or 'this operation'}: the Share was never started")
+        try:
+            self._channel = get_transport(self.transport_spec).connect(self.address, timeout=5.0)
+        except (TransportError, OSError) as exc:
+            self.error = f"cannot reach the Share coordinator at {self.address}: {exc}"
+            raise ShareError(f"{what or 'Share operation'}: {self.error} (stopped or gone?)") from None
+        self._forget_types()
+        return self._channel
+
+    def _broken(self, exc: BaseException, what: str) -> ShareError:
+        self._close_channel()
+        self.error = f"the Share coordinator at {self.address} is gone (stopped or killed): {exc}"
+        return ShareError(f"{what or 'Share operation'} did not complete: {self.error}")
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _forget_types(self) -> None:
+        # Method names are sent once per connection, so a new connection starts afresh.
+        self.types.clear()
+        self.roots.clear()
+        self.epoch = -1
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_channel()
+
+    def _after_fork(self) -> None:
+        # The parent's socket and lock are not this process's to use.
+        self._lock = threading.Lock()
+        self._close_channel()  # closes this process's copy of the descriptor only
+        self._forget_types()
+
+
+def _raise_remote(exc: BaseException | None, summary: str, text: str) -> None:
+    from ...errors import RemoteTraceback
+    if exc is None:
+        exc = ShareError(f"the shared object raised {summary}")
+    exc.remote_traceback = text  # type: ignore[attr-defined]
+    raise exc from (RemoteTraceback(text) if text else None)
+
+
+_live: weakref.WeakSet[Client] = weakref.WeakSet()
+_clients: dict[str, Client] = {}
+_clients_lock = threading.Lock()
+
+
+def register_client(client: Client) -> None:
+    with _clients_lock:
+        _clients[client.key] = client
+
+
+def client_from_token(token: tuple) -> Client:
+    """This process's client for the share in `token` (one per share per process)."""
+    key, address, transport_spec, codec_token = token
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = Client(key, address, transport_spec, Codec.from_token(codec_token))
+        elif client.address is None and address is not None:
+            client.address = address
+        return client
+
+
+def _reset_after_fork() -> None:
+    for client in list(_live):
+        client._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,133 @@
+"""Messages to store operations: decode a request, apply it, encode the answer.
+
+One `Handler` serves every connection of a coordinator (and the owner's stopped Share, with
+a single `Session`). A request that fails is answered with the exception and its traceback
+text; a pipelined request (no answer wanted) that fails is remembered on its session and
+reported with that session's next answer, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ...errors import SerializationError
+from ...serializers.codec import Codec
+from ...transports.base import Channel, Frames
+from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, LOAD, NAMES, OK, OP, RECONNECT, REPLY,
+                        SET, SNAPSHOT, Ref, ShareError, format_path, is_value, type_key,
+                        type_methods)
+from ._store import Store
+
+__all__ = ["Handler", "Session"]
+
+_OP_NAMES = {GET: "read", SET: "assignment", DEL: "deletion", CALL: "call", AUG: "in-place update",
+             OP: "operation", LOAD: "load", SNAPSHOT: "snapshot", CLEAR: "clear", NAMES: "names",
+             RECONNECT: "reconnect_all"}
+
+
+class Session:
+    """What the coordinator remembers about one connected client."""
+
+    __slots__ = ("channel", "sent_types", "deferred")
+
+    def __init__(self, channel: Channel | None = None):
+        self.channel = channel
+        self.sent_types: set[str] = set()  # type keys whose method names it already has
+        self.deferred: list[str] = []      # failures of its pipelined requests, not yet told
+
+    def take_deferred(self) -> list[str] | None:
+        if not self.deferred:
+            return None
+        told, self.deferred = self.deferred, []
+        return told
+
+
+class Handler:
+    """Applies requests to one `Store`; see the module docstring."""
+
+    def __init__(self, store: Store, codec: Codec):
+        self.store = store
+        self.codec = codec
+
+    def handle(self, session: Session, frames: Frames) -> Frames | None:
+        """The answer to send back, or None for a pipelined request."""
+        kind = frames[0][0] if frames and len(frames[0]) else 0
+        wants_answer = bool(kind & REPLY)
+        payload: Any = None
+        try:
+            payload = self.codec.decode(frames)[1]
+            result = self._apply(session, kind & ~REPLY, payload)
+        except Exception as exc:
+            if wants_answer:
+                return self._error(exc)
+            session.deferred.append(self._describe(kind & ~REPLY, payload, exc))
+            return None
+        if not wants_answer:
+            return None
+        try:
+            return self.codec.encode(OK, (result, self.store.epoch, session.take_deferred()))
+        except SerializationError as exc:
+            return self._error(ShareError(f"the answer could not be sent back: {exc}"))
+
+    def _apply(self, session: Session, op: int, payload: tuple) -> Any:
+        store = self.store
+        if op == GET:
+            return self._answer(session, store.get(payload[0]))
+        if op == SET:
+            return store.set(payload[0], payload[1])
+        if op == CALL:
+            return store.call(*payload)
+        if op == AUG:
+            return store.aug(*payload)
+        if op == OP:
+            return store.op(*payload)
+        if op == DEL:
+            return store.delete(payload[0])
+        if op == NAMES:
+            return store.names()
+        if op == CLEAR:
+            return store.clear()
+        if op == SNAPSHOT:
+            return store.snapshot(self.codec.serializer.dumps)
+        if op == LOAD:
+            return store.load(payload[0], self.codec.serializer.loads)
+        if op == RECONNECT:
+            return store.reconnect_all(_reconnector(self.codec), *payload)
+        raise ShareError(f"unknown Share operation {op}")
+
+    def _answer(self, session: Session, obj: Any) -> Any:
+        """A read sends immutable values; anything else stays here behind a `Ref`."""
+        if is_value(obj):
+            return obj
+        cls = type(obj)
+        key = type_key(cls)
+        if key in session.sent_types:
+            return Ref(key, None)
+        session.sent_types.add(key)
+        return Ref(key, type_methods(cls))
+
+    def _error(self, exc: BaseException) -> Frames:
+        text = traceback.format_exc() if exc.__traceback__ is not None else ""
+        summary = f"{type(exc).__qualname__}: {exc}"
+        try:
+            return self.codec.encode(ERR, (exc, summary, text))
+        except Exception:  # the exception itself does not travel; its text does
+            return self.codec.encode(ERR, (None, summary, text))
+
+    @staticmethod
+    def _describe(op: int, payload: Any, exc: BaseException) -> str:
+        what = _OP_NAMES.get(op, f"operation {op}")
+        where = ""
+        if isinstance(payload, tuple) and payload and isinstance(payload[0], tuple) and payload[0]:
+            where = f" of {format_path(payload[0])}"
+        return f"the pipelined {what}{where} failed: {type(exc).__qualname__}: {exc}"
+
+
+def _reconnector(codec: Codec) -> Any:
+    """The serializer's `reconnect_all(obj, start_threads=..., **auth)`, if it has one."""
+    found = getattr(codec.serializer, "reconnect_all", None)
+    if found is None:
+        from ... import serializers
+        found = getattr(serializers, "reconnect_all", None)
+    return found or (lambda obj, **_: obj)

@@ -1,0 +1,93 @@
+"""Recognize `share.x op= value` at the read of `share.x`, so it costs no round trip.
+
+Why: `share.counter += 1` is a read, an add and a write. Reading the value only to send
+`+= 1` wastes a round trip per increment, the dominant cost of counting from many
+processes. CPython compiles an augmented attribute assignment to a fixed shape:
+
+    COPY 1 · LOAD_ATTR x · <operand> · BINARY_OP op= · SWAP 2 · STORE_ATTR x
+
+so when `Share.__getattr__` (or a proxy's) is called from a `LOAD_ATTR` that starts this
+shape, the read can return an `InPlaceTarget` instead of the value: its `__iadd__` (etc.)
+sends the operation to the coordinator, pipelined, and the following `STORE_ATTR` of the
+same target is recognized and skipped. The shape is checked once per code location
+(cached); anything else, or another Python version, takes the ordinary read, which is
+equally correct. The one visible difference: an in-place operation that fails in the
+coordinator (say `share.name += 1` on a string) is reported with the next answered call
+instead of at once.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+from types import CodeType, FrameType
+from typing import Any
+
+from ._protocol import AUG, INPLACE_OPS, Path, format_path
+
+__all__ = ["in_place_target", "InPlaceTarget"]
+
+_SUPPORTED = sys.version_info[:2] in ((3, 11), (3, 12), (3, 13))
+_shapes: dict[tuple[CodeType, int], bool] = {}
+_MAX_SHAPES = 4096
+
+
+def in_place_target(frame: FrameType | None, name: str, client: Any, path: Path) -> InPlaceTarget | None:
+    """An `InPlaceTarget` when `frame` is reading `name` for an augmented assignment."""
+    if frame is None or not _SUPPORTED:
+        return None
+    key = (frame.f_code, frame.f_lasti)
+    found = _shapes.get(key)
+    if found is None:
+        if len(_shapes) >= _MAX_SHAPES:
+            _shapes.clear()
+        found = _shapes[key] = _is_augmented_read(frame.f_code, frame.f_lasti, name)
+    return InPlaceTarget(client, path) if found else None
+
+
+def _is_augmented_read(code: CodeType, lasti: int, name: str) -> bool:
+    instructions = list(dis.get_instructions(code))
+    at = next((i for i, ins in enumerate(instructions) if ins.offset == lasti), None)
+    if at is None or at == 0:
+        return False
+    load, before = instructions[at], instructions[at - 1]
+    if load.opname != "LOAD_ATTR" or load.argval != name or before.opname != "COPY" or before.arg != 1:
+        return False
+    # An expression cannot contain an in-place operator, so the first one after the read is
+    # the one of this statement.
+    for i in range(at + 1, len(instructions) - 2):
+        ins = instructions[i]
+        if ins.opname == "BINARY_OP" and ins.argrepr.endswith("="):
+            swap, store = instructions[i + 1], instructions[i + 2]
+            return (swap.opname == "SWAP" and swap.arg == 2 and store.opname == "STORE_ATTR"
+                    and store.argval == name)
+    return False
+
+
+class InPlaceTarget:
+    """Stands for `share.x` between the read and the write of `share.x op= value`."""
+
+    __slots__ = ("client", "path")
+
+    def __init__(self, client: Any, path: Path):
+        self.client = client
+        self.path = path
+
+    def _apply(self, op: str, operand: Any) -> InPlaceTarget:
+        from ._values import plain
+        self.client.post(AUG, (self.path, op, plain(operand)), f"{op} on {format_path(self.path)}")
+        return self
+
+    def __repr__(self) -> str:
+        return f"<in-place target {format_path(self.path)}>"
+
+
+def _method(op: str) -> Any:
+    def method(self: InPlaceTarget, operand: Any) -> InPlaceTarget:
+        return self._apply(op, operand)
+    method.__name__ = f"__{op}__"
+    return method
+
+
+for _op in INPLACE_OPS:
+    setattr(InPlaceTarget, f"__{_op}__", _method(_op))

@@ -1,0 +1,116 @@
+"""The Share wire protocol: operation codes, paths, and what a read sends back.
+
+A request is one codec message whose kind byte is the operation (`| REPLY` when the caller
+waits for an answer) and whose payload is a tuple starting with a *path*:
+
+    path = (root_name, (ATTR, "cfg"), (ITEM, "k"), ...)     share.root_name.cfg["k"]
+
+A read sends back the value itself when it is immutable (numbers, strings, tuples, ...)
+and a `Ref` (type name + its method names, the latter once per connection) for anything
+else, so the client can hand out a proxy without copying the object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import fractions
+import pathlib
+import uuid
+from typing import Any
+
+from ...errors import ProcessError
+
+__all__ = ["GET", "SET", "DEL", "CALL", "AUG", "OP", "LOAD", "SNAPSHOT", "CLEAR", "NAMES",
+           "RECONNECT", "REPLY", "OK", "ERR", "ATTR", "ITEM", "Path", "Ref", "format_path",
+           "is_value", "type_key", "type_methods", "PIPELINED_METHODS", "INPLACE_OPS",
+           "ShareError"]
+
+# operations (the codec's kind byte)
+GET, SET, DEL, CALL, AUG, OP, LOAD, SNAPSHOT, CLEAR, NAMES, RECONNECT = range(1, 12)
+REPLY = 0x80  # or-ed into the kind: the caller waits for an answer
+OK, ERR = 0x40, 0x41  # kinds of answers
+
+# path steps
+ATTR, ITEM = 0, 1
+
+Path = tuple  # (root_name, *steps)
+
+
+def format_path(path: Path) -> str:
+    """`share.cfg.retries`, `share.d['k']`: how a path reads in messages."""
+    text = f"share.{path[0]}"
+    for kind, key in path[1:]:
+        text += f".{key}" if kind == ATTR else f"[{key!r}]"
+    return text
+
+
+# Immutable values travel as copies; everything else stays in the coordinator behind a proxy.
+_VALUE_TYPES = frozenset({
+    int, float, complex, bool, str, bytes, type(None), tuple, frozenset, range, slice,
+    type(Ellipsis), decimal.Decimal, fractions.Fraction, datetime.datetime, datetime.date,
+    datetime.time, datetime.timedelta, datetime.timezone, uuid.UUID,
+})
+
+
+def is_value(obj: Any) -> bool:
+    """True for objects a read returns as a copy (nothing to mutate in place)."""
+    cls = type(obj)
+    return cls in _VALUE_TYPES or isinstance(obj, (enum.Enum, pathlib.PurePath))
+
+
+def type_key(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_methods_cache: dict[type, frozenset[str]] = {}
+
+
+def type_methods(cls: type) -> frozenset[str]:
+    """Names of callables on the class: `proxy.name` for these needs no round trip."""
+    found = _methods_cache.get(cls)
+    if found is None:
+        names = set()
+        for name in dir(cls):
+            try:
+                if callable(getattr(cls, name)):
+                    names.add(name)
+            except Exception:  # a descriptor that refuses class access is not a method
+                pass
+        found = _methods_cache[cls] = frozenset(names)
+    return found
+
+
+class Ref:
+    """A read's answer for a mutable object: its type, and (first time) its method names."""
+
+    __slots__ = ("key", "methods")
+
+    def __init__(self, key: str, methods: frozenset[str] | None):
+        self.key = key
+        self.methods = methods
+
+    def __reduce__(self):
+        return (Ref, (self.key, self.methods))
+
+
+# Methods that return None and cannot fail on their own type are sent without waiting for
+# an answer (pipelined); a failure (say, the object was replaced by another type) is
+# reported with the caller's next answered call. Everything else waits for its result.
+PIPELINED_METHODS: dict[str, frozenset[str]] = {
+    "builtins.list": frozenset({"append"}),
+    "collections.deque": frozenset({"append", "appendleft"}),
+    "skprocessing.core.timers.Sktimer": frozenset({"add_time"}),
+    "logging.Logger": frozenset({"debug", "info", "warning", "error", "critical", "log"}),
+    "logging.RootLogger": frozenset({"debug", "info", "warning", "error", "critical", "log"}),
+}
+
+# In-place operators a shared number/string/proxy may receive, by the name sent on the wire.
+INPLACE_OPS = ("iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow",
+               "ilshift", "irshift", "iand", "ior", "ixor", "imatmul")
+
+
+class ShareError(ProcessError):
+    """A Share could not do what was asked: its coordinator is stopped, unreachable or gone,
+    an earlier pipelined write failed, or an answer could not be sent back."""

@@ -1,0 +1,285 @@
+"""Proxies: shared objects that feel local.
+
+`share.results` (a list, a dict, a logger, a user object, ...) is a `Proxy`: a client and
+a path, nothing copied. Each use is one operation in the coordinator, on the one
+authoritative object:
+
+    share.results.append(x)      CALL   (pipelined for a few never-failing methods)
+    share.cfg.retries = 3        SET    share.d["k"]        GET (value, or a nested proxy)
+    len(p), x in p, p == y       OP     for x in p          OP iter (a snapshot list)
+    p += [1]                     AUG    (in the coordinator, in one step)
+
+Method names of the object's type arrive with the first read of that type, so
+`share.results.append` costs no round trip. Reads of immutable values come back as
+copies (see `_values.mark`). A proxy pickles as (share, path): in another process it
+reconnects; in the coordinator it stands for the object itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from ...errors import SerializationError
+
+from ._client import Client, client_from_token
+from ._inplace import InPlaceTarget, in_place_target
+from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, OP, PIPELINED_METHODS, SET,
+                        Path, Ref, format_path)
+from ._store import resolve_in_process
+from ._values import in_place_of, mark, plain
+
+__all__ = ["Proxy", "TypeInfo", "wrap", "assign", "read"]
+
+
+class TypeInfo:
+    """What a client knows about a shared object's type: its callables, the pipelined ones."""
+
+    __slots__ = ("key", "methods", "pipelined")
+
+    def __init__(self, key: str, methods: frozenset[str]):
+        self.key = key
+        self.methods = methods
+        self.pipelined = PIPELINED_METHODS.get(key, frozenset())
+
+    def __reduce__(self):
+        return (TypeInfo, (self.key, self.methods))
+
+
+class Proxy:
+    """Stands for the object at `share.<path>` in the coordinator; see the module docstring."""
+
+    __slots__ = ("_sk_client", "_sk_path", "_sk_info")
+
+    def __init__(self, client: Client, path: Path, info: TypeInfo | None):
+        object.__setattr__(self, "_sk_client", client)
+        object.__setattr__(self, "_sk_path", path)
+        object.__setattr__(self, "_sk_info", info)
+
+    def _sk_op(self, name: str, *args: Any) -> Any:
+        return self._sk_client.request(OP, (self._sk_path, name, args),
+                                       f"{name}() on {format_path(self._sk_path)}")
+
+    # -- attributes and items ----------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_sk_"):
+            raise AttributeError(name)
+        path = self._sk_path + ((ATTR, name),)
+        info = self._sk_info
+        if info is not None and name in info.methods:
+            return MethodProxy(self._sk_client, path, name in info.pipelined)
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)  # protocol probes (copy, pickle, ...) are not remote
+        target = in_place_target(sys._getframe(1), name, self._sk_client, path)
+        return target if target is not None else read(self._sk_client, path)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        assign(self._sk_client, self._sk_path + ((ATTR, name),), value)
+
+    def __delattr__(self, name: str) -> None:
+        path = self._sk_path + ((ATTR, name),)
+        self._sk_client.request(DEL, (path,), f"del {format_path(path)}")
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            return self._sk_op("getitem", key)  # a slice is a copy, as in plain Python
+        return read(self._sk_client, self._sk_path + ((ITEM, plain(key)),))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        key = plain(key)
+        info = self._sk_info
+        # A dict never refuses a hashable key, so that assignment need not wait.
+        pipelined = info is not None and info.key == "builtins.dict" and _hashable(key)
+        assign(self._sk_client, self._sk_path + ((ITEM, key),), value, pipelined)
+
+    def __delitem__(self, key: Any) -> None:
+        path = self._sk_path + ((ITEM, plain(key)),)
+        self._sk_client.request(DEL, (path,), f"del {format_path(path)}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sk_client.request(CALL, (self._sk_path, args, kwargs),
+                                       f"calling {format_path(self._sk_path)}()")
+
+    # -- containers --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._sk_op("len")
+
+    def __contains__(self, item: Any) -> bool:
+        return self._sk_op("contains", item)
+
+    def __iter__(self) -> Any:
+        return iter(self._sk_op("iter"))
+
+    def __reversed__(self) -> Any:
+        return iter(self._sk_op("reversed"))
+
+    def __dir__(self) -> list[str]:
+        return self._sk_op("dir")
+
+    def __format__(self, spec: str) -> str:
+        return self._sk_op("format", spec)
+
+    def __reduce__(self):
+        return (_proxy_from_token, (self._sk_client.token(), self._sk_path, self._sk_info))
+
+    def _sk_copy(self) -> Any:
+        """A copy of the whole object (one transfer)."""
+        return self._sk_op("copy")
+
+
+def _forward(name: str) -> Any:
+    def method(self: Proxy, *args: Any) -> Any:
+        return self._sk_op(name, *args)
+    method.__name__ = f"__{name}__"
+    return method
+
+
+def _in_place(op: str) -> Any:
+    def method(self: Proxy, other: Any) -> Proxy:
+        path = self._sk_path
+        self._sk_client.request(AUG, (path, op, plain(other)), f"{op} on {format_path(path)}")
+        return self  # assigned back to its own path: recognized by `assign` as done
+    method.__name__ = f"__{op}__"
+    return method
+
+
+for _name in ("repr", "str", "bool", "hash", "int", "float", "complex", "index", "eq", "ne",
+              "lt", "le", "gt", "ge", "neg", "pos", "abs", "invert", "add", "sub", "mul",
+              "truediv", "floordiv", "mod", "pow", "and", "or", "xor", "lshift", "rshift",
+              "matmul", "radd", "rsub", "rmul", "rtruediv", "rfloordiv", "rmod", "rpow", "rand",
+              "ror", "rxor", "rlshift", "rrshift", "rmatmul"):
+    setattr(Proxy, f"__{_name}__", _forward(_name))
+for _op in INPLACE_OPS:
+    setattr(Proxy, f"__{_op}__", _in_place(_op))
+
+
+class MethodProxy(Proxy):
+    """`proxy.method`: calling it runs the method on the authoritative object."""
+
+    __slots__ = ("_sk_pipelined",)
+
+    def __init__(self, client: Client, path: Path, pipelined: bool):
+        super().__init__(client, path, None)
+        object.__setattr__(self, "_sk_pipelined", pipelined)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        what = f"{format_path(self._sk_path)}()"
+        if self._sk_pipelined:
+            return self._sk_client.post(CALL, (self._sk_path, args, kwargs), what)
+        return self._sk_client.request(CALL, (self._sk_path, args, kwargs), what)
+
+
+_timer_starts: dict[tuple, float] = {}
+
+
+class TimerProxy(Proxy):
+    """A shared `Sktimer`: start/stop are measured here, and the time is added there, so
+    workers timing at once never overwrite each other's start."""
+
+    __slots__ = ()
+
+    def _sk_key(self) -> tuple:
+        return (self._sk_client.key, self._sk_path, threading.get_ident())
+
+    def start(self) -> None:
+        _timer_starts[self._sk_key()] = time.perf_counter()
+
+    def stop(self) -> float:
+        began = _timer_starts.pop(self._sk_key(), None)
+        if began is None:
+            raise RuntimeError("Sktimer.stop() without start() in this thread")
+        elapsed = time.perf_counter() - began
+        self.add_time(elapsed)
+        return elapsed
+
+    def discard(self) -> None:
+        _timer_starts.pop(self._sk_key(), None)
+
+    def __enter__(self) -> TimerProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+_PROXY_CLASSES: dict[str, type[Proxy]] = {"skprocessing.core.timers.Sktimer": TimerProxy}
+
+
+def wrap(client: Client, path: Path, answer: Any) -> Any:
+    """A read's answer as the caller sees it: a marked value, or a proxy."""
+    if type(answer) is not Ref:
+        return mark(answer, client, path)
+    info = client.types.get(answer.key)
+    if info is None or answer.methods is not None:
+        info = client.types[answer.key] = TypeInfo(answer.key, answer.methods or frozenset())
+    proxy = _PROXY_CLASSES.get(answer.key, Proxy)(client, path, info)
+    if len(path) == 1:
+        client.roots[path[0]] = proxy  # the next `share.name` needs no round trip
+    return proxy
+
+
+def read(client: Client, path: Path) -> Any:
+    return wrap(client, path, client.request(GET, (path,), f"reading {format_path(path)}"))
+
+
+def assign(client: Client, path: Path, value: Any, pipelined: bool = False) -> None:
+    """`<path> = value`, where `share.x += 1` becomes one atomic `+= 1` in the coordinator."""
+    if isinstance(value, (Proxy, InPlaceTarget)) and _same(value, client, path):
+        return  # `share.x op= y` already happened, in place, in the coordinator
+    if isinstance(value, Proxy):
+        if value._sk_client is not client:
+            value = value._sk_copy()  # from another Share: copy it over
+        # (a proxy of this share travels as itself: the coordinator aliases the object)
+    else:
+        op = in_place_of(value, client, path)
+        if op is not None:
+            client.post(AUG, (path, *op), f"{op[0]} on {format_path(path)}")
+            return
+        value = plain(value)
+    if len(path) == 1:
+        client.roots.pop(path[0], None)
+    what = f"assigning {format_path(path)}"
+    try:
+        if pipelined:
+            client.post(SET, (path, value), what)
+        else:
+            client.request(SET, (path, value), what)
+    except SerializationError as exc:
+        raise _unserializable(client, path, value, exc) from None
+
+
+def _unserializable(client: Client, path: Path, value: Any, exc: SerializationError) -> SerializationError:
+    """The error naming the failing part from the assigned value down: `share.x -> conn`."""
+    try:
+        client.codec.serializer.dumps(value)
+    except SerializationError as inner:
+        exc = inner
+    where = format_path(path)
+    inner, name = exc.path or "", type(value).__name__
+    full = where + inner[len(name):] if inner.startswith(name) else f"{where} -> {inner}"
+    return SerializationError(f"cannot assign {where}: {exc}", path=full, type_name=exc.type_name)
+
+
+def _same(value: Proxy | InPlaceTarget, client: Client, path: Path) -> bool:
+    if isinstance(value, Proxy):
+        return value._sk_client is client and value._sk_path == path
+    return value.client is client and value.path == path
+
+
+def _hashable(key: Any) -> bool:
+    try:
+        hash(key)
+        return True
+    except TypeError:
+        return False
+
+
+def _proxy_from_token(token: tuple, path: Path, info: TypeInfo | None) -> Any:
+    found, obj = resolve_in_process(token[0], path)
+    if found:
+        return obj
+    client = client_from_token(token)
+    return _PROXY_CLASSES.get(info.key if info else "", Proxy)(client, path, info)

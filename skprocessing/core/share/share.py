@@ -1,0 +1,271 @@
+"""`Share`: assign anything to it, pass it to other processes, use it as plain Python.
+
+    share = Share()                  # starts its coordinator process
+    share.counter = 0
+    share.results = []
+    ...in any process that received `share`:
+    share.counter += 1               # atomic, in the coordinator
+    share.results.append(x)          # on the one authoritative list
+
+The process that creates a Share owns its coordinator (`start`, `stop`, `exit`). Every
+other copy is a client that reconnects by address on first use. While stopped, the owner's
+Share keeps the objects in-process: assignments are queued there, reads still work, and
+`start()` carries everything into the new coordinator.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+import weakref
+from typing import Any
+
+from ...errors import StateError
+from ...serializers.codec import Codec
+from ...transports import get_transport
+from ...transports.base import Channel, ProcessHandle, Transport
+from . import coordinator
+from ._client import Client, client_from_token, register_client
+from ._handler import Handler
+from ._inplace import in_place_target
+from ._protocol import CLEAR, DEL, LOAD, NAMES, RECONNECT, SNAPSHOT, ShareError, format_path
+from ._store import Store, register_store, unregister_store
+from .proxies import assign, read
+
+__all__ = ["Share"]
+
+_START_TIMEOUT = 30.0  # seconds for a new coordinator to report its address
+
+
+class _Owner:
+    """The owning process's control of the coordinator: start, stop, local store."""
+
+    def __init__(self, transport: Any, client: Client):
+        self.transport = get_transport(transport)
+        self.client = client
+        self.lock = threading.RLock()
+        self.handle: ProcessHandle | None = None
+        self.control: Channel | None = None
+        self.finalizer: weakref.finalize | None = None
+        self.store: Store | None = None
+        self._go_local(Store())
+
+    def _go_local(self, store: Store) -> None:
+        self.store = store
+        register_store(self.client.key, store)
+        self.client.go_local(Handler(store, self.client.codec))
+
+    @property
+    def running(self) -> bool:
+        return self.handle is not None
+
+    def start(self, share: Share) -> None:
+        with self.lock:
+            if self.running:
+                return
+            codec = self.client.codec
+            saved, failed = self.store.snapshot(codec.serializer.dumps)
+            _warn_lost(failed, "start()")
+            control, child_control = self.transport.pipe()
+            handle = self.transport.start(coordinator.main, self.client.transport_spec, codec.token(),
+                                          child_control, self.client.address, self.client.key)
+            child_control.close()
+            address = _await_ready(control, handle)
+            self.handle, self.control = handle, control
+            self.finalizer = weakref.finalize(share, _shut_down, handle, control)
+            self.client.address = address
+            unregister_store(self.client.key, self.store)
+            self.store = None
+            self.client.go_remote()
+            if saved:
+                self.client.request(LOAD, (saved,), "start()")
+
+    def stop(self, timeout: float) -> bool:
+        with self.lock:
+            if not self.running:
+                return True
+            try:
+                saved, failed = self.client.request(SNAPSHOT, (), "stop()")
+            except ShareError:
+                saved, failed = {}, {}  # the coordinator is gone; has_error says so
+            store = Store()
+            loads = self.client.codec.serializer.loads
+            store.load(saved, loads)
+            _warn_lost(failed, "stop()")
+            self._go_local(store)
+            self.finalizer.detach()
+            clean = _shut_down(self.handle, self.control, timeout)
+            self.handle = self.control = self.finalizer = None
+            return clean
+
+
+def _await_ready(control: Channel, handle: ProcessHandle) -> str:
+    try:
+        frames = control.recv(_START_TIMEOUT)
+    except EOFError:
+        frames = None
+    if frames and bytes(frames[0]) == coordinator.READY:
+        return bytes(frames[1]).decode()
+    _shut_down(handle, control, 1.0)
+    detail = bytes(frames[1]).decode(errors="replace") if frames else "it did not report in time"
+    raise ShareError(f"the Share coordinator could not start: {detail}")
+
+
+def _shut_down(handle: ProcessHandle, control: Channel, timeout: float = 1.0) -> bool:
+    """Ask the coordinator to end; kill it if it has not within `timeout`. True if clean."""
+    try:
+        control.send([coordinator.STOP])
+    except Exception:
+        pass
+    clean = handle.join(timeout)
+    if not clean:
+        handle.kill()
+        handle.join(5.0)
+    control.close()
+    return clean
+
+
+def _warn_lost(failed: dict[str, str], when: str) -> None:
+    for name, why in failed.items():
+        warnings.warn(f"share.{name} could not be carried over at {when}: {why}", RuntimeWarning,
+                      stacklevel=4)
+
+
+class Share:
+    """Shared state for processes; see the module docstring.
+
+    `Share(auto_start=True, *, transport=None, serializer=None)`: `transport` and
+    `serializer` are names or objects (defaults: the local transport, the default
+    serializer). Raises `ShareError` when the coordinator cannot be reached (stopped,
+    killed), `SerializationError` naming the path when an assigned value cannot be sent,
+    and, from a method of a shared object, that method's own exception with the remote
+    traceback text as its cause.
+    """
+
+    __slots__ = ("_sk_client", "_sk_owner", "__weakref__")
+
+    def __init__(self, auto_start: bool = True, *, transport: str | Transport | None = None,
+                 serializer: Any = None):
+        spec = transport if transport is None or isinstance(transport, str) else \
+            getattr(transport, "url", None) or transport
+        client = Client(os.urandom(8).hex(), None, spec, Codec(serializer))
+        register_client(client)
+        object.__setattr__(self, "_sk_client", client)
+        object.__setattr__(self, "_sk_owner", _Owner(transport, client))
+        if auto_start:
+            self.start()
+
+    # -- lifecycle (owner only) --------------------------------------------------------------
+    def start(self) -> None:
+        """Start the coordinator (a no-op when running), carrying over what was assigned."""
+        self._owner("start").start(self)
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the coordinator, keeping the objects here; False if it had to be killed
+        after `timeout` seconds."""
+        return self._owner("stop").stop(timeout)
+
+    def exit(self, timeout: float = 5.0) -> bool:
+        """The same as `stop()`."""
+        return self.stop(timeout)
+
+    def clear(self) -> None:
+        """Remove every shared object."""
+        self._sk_client.request(CLEAR, (), "clear()")
+
+    @property
+    def is_running(self) -> bool:
+        """True while the coordinator serves (in another process: while it is reachable)."""
+        owner = self._sk_owner
+        if owner is None:
+            return self._sk_client.error is None and self._sk_client.address is not None
+        return owner.running and owner.handle.is_alive()
+
+    @property
+    def has_error(self) -> bool:
+        """True when the coordinator died or the last exchange with it failed."""
+        owner = self._sk_owner
+        died = owner is not None and owner.running and not owner.handle.is_alive()
+        return died or self._sk_client.error is not None
+
+    def reconnect_all(self, *, start_threads: bool = False, **auth: Any) -> dict[str, Any]:
+        """Turn reconnector placeholders in the shared objects back into live resources
+        (with the serializer's `reconnect_all`); returns the objects by name."""
+        names = self._sk_client.request(RECONNECT, (start_threads, auth), "reconnect_all()")
+        return {name: getattr(self, name) for name in names}
+
+    def __enter__(self) -> Share:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def _owner(self, action: str) -> _Owner:
+        owner = self._sk_owner
+        if owner is None:
+            raise StateError(f"Share.{action}(): only the process that created the Share "
+                             f"controls its coordinator")
+        return owner
+
+    # -- shared names ------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name.startswith("_sk_"):
+            raise AttributeError(name)
+        client = self._sk_client
+        proxy = client.roots.get(name)
+        if proxy is not None:
+            return proxy
+        target = in_place_target(sys._getframe(1), name, client, (name,))
+        return target if target is not None else read(client, (name,))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _check_name(name)
+        assign(self._sk_client, (name,), value, pipelined=True)
+
+    def __delattr__(self, name: str) -> None:
+        _check_name(name)
+        self._sk_client.roots.pop(name, None)
+        self._sk_client.request(DEL, ((name,),), f"del {format_path((name,))}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._names()
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(object.__dir__(self)) | set(self._names()))
+
+    def _names(self) -> list[str]:
+        return self._sk_client.request(NAMES, (), "listing the Share")
+
+    def __repr__(self) -> str:
+        state = "error" if self.has_error else "running" if self.is_running else "stopped"
+        try:
+            names = ", ".join(self._names())
+        except Exception as exc:
+            names = f"unreadable: {type(exc).__name__}"
+        return f"<Share {state} [{names}]>"
+
+    def __reduce__(self):
+        client = self._sk_client
+        if client.address is None:
+            raise StateError("a Share must be started before it is passed to another process "
+                             "(call share.start())")
+        return (_share_from_token, (client.token(),))
+
+
+_RESERVED = frozenset(name for name in dir(Share) if not name.startswith("__"))
+
+
+def _check_name(name: str) -> None:
+    if name in _RESERVED or name.startswith("_sk_") or name.startswith("__"):
+        raise AttributeError(f"share.{name} is reserved (a Share method or internal name); "
+                             f"pick another name")
+
+
+def _share_from_token(token: tuple) -> Share:
+    share = Share.__new__(Share)
+    object.__setattr__(share, "_sk_client", client_from_token(token))
+    object.__setattr__(share, "_sk_owner", None)
+    return share

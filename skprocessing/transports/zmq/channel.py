@@ -1,0 +1,294 @@
+"""Channels of the ZeroMQ transport: what user code holds; the reactor does the I/O.
+
+- `ZmqChannel`: one session; on a DEALER (from `connect`) or a virtual channel on a
+  listener's ROUTER (from `accept`, or the first end of `pipe()`).
+- `PipeEnd`: the second end of `pipe()`. It connects (a DEALER to this process's pipe
+  hub, claiming a one-time ticket) on first use in whatever process uses it, so it can be
+  passed to `Transport.start()` by address rather than by file descriptor.
+
+Incoming messages wait in an `Inbox`: a deque plus an eventfd that is readable exactly
+while the deque is non-empty or the channel is closed, so `fileno()` works with
+`select` like a socket does.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import ChannelClosed, TransportError
+from ..base import Buffer, Channel, Frames
+from .protocol import DATA
+
+__all__ = ["Inbox", "ZmqChannel", "PipeEnd"]
+
+
+class Inbox:
+    """Messages (or accepted channels) handed over by the reactor thread."""
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.why: str | None = None  # set once closed
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            if not self._items and self.why is None:
+                os.eventfd_write(self._fd, 1)
+            self._items.append(item)
+
+    def close(self, why: str) -> None:
+        with self._lock:
+            if self.why is None:
+                self.why = why
+                if not self._items:
+                    os.eventfd_write(self._fd, 1)
+
+    def ready(self) -> bool:
+        return bool(self._items) or self.why is not None
+
+    def get(self, timeout: float | None) -> Any:
+        """The next item; None on timeout; `ChannelClosed` once closed and empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._items.popleft()
+                    if not self._items and self.why is None:
+                        _drain(self._fd)
+                    return item
+                if self.why is not None:
+                    raise ChannelClosed(self.why)
+            if deadline is None:
+                select.select([self._fd], [], [])
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            select.select([self._fd], [], [], remaining)
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.ready():
+            return True
+        return bool(select.select([self._fd], [], [], timeout)[0])
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def __del__(self) -> None:
+        try:
+            os.close(self._fd)
+        except (AttributeError, OSError):
+            pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        os.eventfd_read(fd)
+    except BlockingIOError:
+        pass
+
+
+class ZmqChannel(Channel):
+    """One end of a signed, heartbeated session; see the package docstring.
+
+    `send` may return before the bytes are on the wire (ZeroMQ sends from its own
+    thread): do not modify a frame after sending it. It blocks while `hwm` messages are
+    still queued for a slow peer, and raises `ChannelClosed` once the peer is gone.
+    """
+
+    def __init__(self, reactor: Any, hwm: int = 1000):
+        self._reactor = reactor
+        self._hwm = hwm
+        self._inbox = Inbox()
+        self._link: Any = None
+        self._lock = threading.Lock()
+        self._pending: list[list[Buffer]] = []  # sends before the peer joined (pipe hub side)
+        self._closed = False
+        self.joined = threading.Event()
+        self.peer = ""
+
+    # -- called by the reactor thread ----------------------------------------------------
+    def _join(self, link: Any) -> None:
+        with self._lock:
+            for frames in self._pending:  # in order, before any send that follows
+                link.submit(DATA, frames)
+            self._pending.clear()
+            link.channel = self
+            self.peer = link.address
+            self._link = link
+            closed = self._closed
+        self.joined.set()
+        if closed:  # closed before the peer came: it still gets what was sent, then BYE
+            self._reactor.end_link(link, "the peer closed the channel", True)
+
+    def _deliver(self, frames: Frames) -> None:
+        self._inbox.put(frames)
+
+    def _peer_gone(self, why: str) -> None:
+        self._inbox.close(why)
+
+    # -- the Channel interface -----------------------------------------------------------
+    def send(self, frames: Sequence[Buffer]) -> None:
+        link = self._link
+        if link is None:
+            with self._lock:
+                link = self._link
+                if link is None:
+                    self._check_open()
+                    self._pending.append(list(frames))
+                    return
+        if link.outstanding >= self._hwm:
+            self._wait_for_room(link)
+        if self._closed:
+            raise ChannelClosed("send on a closed channel")
+        link.submit(DATA, frames)
+
+    def _wait_for_room(self, link: Any) -> None:
+        # The reactor refuses nothing; this is where a fast sender waits for a slow peer.
+        delay = 0.0002
+        while link.outstanding >= self._hwm and link.alive:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ChannelClosed("send on a closed channel")
+        if self._inbox.why is not None:
+            raise ChannelClosed(self._inbox.why)
+
+    def recv(self, timeout: float | None = None) -> Frames | None:
+        if self._closed:
+            raise ChannelClosed("recv on a closed channel")
+        return self._inbox.get(timeout)
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        if self._closed:
+            raise ChannelClosed("poll on a closed channel")
+        return self._inbox.wait(timeout)
+
+    def ready(self) -> bool:
+        """True when `recv()` returns at once (used by `ZmqTransport.wait`)."""
+        return self._inbox.ready()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            link = self._link
+        self._inbox.close("the channel was closed here")
+        if link is not None:
+            self._reactor.post(self._reactor.end_link, link, "the peer closed the channel", True)
+        # else: a pipe's first end whose peer has not come yet; `_join` finishes the close
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        return self._inbox.fileno()
+
+    def __del__(self) -> None:
+        # A channel dropped without close(): end its session like a socket's close would.
+        try:
+            if not self._closed and self._link is not None:
+                self._reactor.post(self._reactor.end_link, self._link, "the peer closed the channel", True)
+        except Exception:
+            pass
+
+    def __reduce__(self):
+        raise TypeError("a connected ZeroMQ channel cannot travel to another process; pass the "
+                        "second end of pipe() to Transport.start(), or connect() in the child")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else (self._inbox.why and "peer gone") or "open"
+        return f"<ZmqChannel {self.peer or 'unjoined'} {state}>"
+
+
+class PipeEnd(Channel):
+    """The travelling end of a ZeroMQ `pipe()`: connects on first use, in any process.
+
+    It carries the hub address, a one-time ticket and the pipe's key; it can be pickled
+    only by `ZmqTransport.start()` (the key must not leak into other serialized data).
+    """
+
+    def __init__(self, transport: Any, address: str, ticket: bytes):
+        self._transport = transport
+        self._address = address
+        self._ticket = ticket
+        self._channel: ZmqChannel | None = None
+        self._lock = threading.Lock()
+        self._exported = False
+        self._closed = False
+
+    def _open(self) -> ZmqChannel:
+        channel = self._channel
+        if channel is not None:
+            return channel
+        with self._lock:
+            if self._closed:
+                raise ChannelClosed("this pipe end is closed")
+            if self._exported:
+                raise TransportError("this pipe end was passed to another process; use it there")
+            if self._channel is None:
+                self._channel = self._transport._connect_pipe(self._address, self._ticket)
+            return self._channel
+
+    def send(self, frames: Sequence[Buffer]) -> None:
+        self._open().send(frames)
+
+    def recv(self, timeout: float | None = None) -> Frames | None:
+        return self._open().recv(timeout)
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        return self._open().poll(timeout)
+
+    def ready(self) -> bool:
+        return self._open().ready()
+
+    def fileno(self) -> int:
+        return self._open().fileno()
+
+    def close(self) -> None:
+        # Closing the parent's copy of an exported end is a no-op: the child owns it now.
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            channel = self._channel
+        if channel is not None:
+            channel.close()
+        elif not self._exported:
+            self._transport._abandon_ticket(self._ticket)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _export(self) -> tuple:
+        with self._lock:
+            if self._channel is not None or self._closed or self._exported:
+                raise TypeError("only a fresh pipe end (not used, closed or passed on "
+                                "before) can be passed to a new process")
+            self._exported = True
+        return self._transport._pipe_token(self._address, self._ticket)
+
+    def __reduce__(self):
+        from .transport import launching, rebuild_pipe_end
+        if not launching():
+            raise TypeError("a pipe end can only be passed to a process through Transport.start()")
+        return rebuild_pipe_end, self._export()
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed and self._channel is None and not self._exported:
+                self._transport._abandon_ticket(self._ticket)
+        except Exception:
+            pass

@@ -1,0 +1,130 @@
+"""Liveness: heartbeat settings, and the `Link` (one authenticated session) they apply to.
+
+Rules (see `protocol.py`): a side that has sent nothing for `heartbeat` seconds sends a
+PING; a peer not heard from for `dead_after` seconds is declared dead and its channel
+raises `ChannelClosed`. The reactor thread checks every `tick` seconds, so a loss is
+noticed at most `dead_after + tick` after the peer's last message. User code never sends
+the heartbeats, so a long task in the user's threads does not make its process look dead
+(a C call that holds the GIL longer than `dead_after` would: run such work in a child
+process, as the worker agent does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .protocol import BYE, NO_SESSION, PING, pack_envelope
+
+if TYPE_CHECKING:
+    from .reactor import Port, Reactor
+    from .security import Signer
+
+__all__ = ["Liveness", "Link"]
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """`heartbeat`: seconds of silence before a PING; `dead_after`: seconds of silence
+    from the peer before it is declared dead (default 4 s, so a loss shows within 5 s)."""
+
+    heartbeat: float = 1.0
+    dead_after: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat < self.dead_after:
+            raise ValueError(f"need 0 < heartbeat ({self.heartbeat}) < dead_after ({self.dead_after})")
+
+    @property
+    def tick(self) -> float:
+        return min(self.heartbeat / 2, self.dead_after / 8, 0.25)
+
+
+class Link:
+    """One session between a DEALER and a ROUTER, as seen from one end.
+
+    Sending (`submit`) happens in any thread: the sequence number, signature and the
+    reactor's queue order are taken under `lock`, so numbers go out in order. Receiving
+    state (`rx_seq`, `last_heard`) is touched by the reactor thread only.
+    """
+
+    def __init__(self, reactor: Reactor, port: Port, rid: bytes | None, session: bytes,
+                 address: str, signer: Signer, liveness: Liveness):
+        self.reactor = reactor
+        self.port = port
+        self.rid = rid  # the peer's routing id on a ROUTER; None on a DEALER
+        self.session = session
+        self.prefix = session + NO_SESSION  # completed by the handshake
+        self.address = address
+        self.signer = signer
+        self.liveness = liveness
+        self.lock = threading.Lock()
+        self.tx_seq = 0
+        self.rx_seq = 0
+        self.handed = 0  # messages the reactor passed to ZeroMQ (written by the reactor only)
+        self.backlog: deque[list[Any]] = deque()  # refused by a full ZeroMQ queue, retried
+        now = time.monotonic()
+        self.last_heard = now
+        self.last_sent = now
+        self.alive = True
+        self.why = ""
+        self._channel: Any = None
+
+    # The channel is held weakly: a channel the user dropped is collected (and its
+    # __del__ ends the session) although the reactor still knows the link.
+    @property
+    def channel(self) -> Any:
+        return self._channel() if self._channel is not None else None
+
+    @channel.setter
+    def channel(self, channel: Any) -> None:
+        self._channel = weakref.ref(channel)
+
+    @property
+    def outstanding(self) -> int:
+        """Messages submitted but not yet handed to ZeroMQ."""
+        return self.tx_seq - self.handed
+
+    def submit(self, kind: int, frames: Any = (), extra: dict | None = None) -> None:
+        """Number, sign and queue one message for the reactor to send."""
+        with self.lock:
+            if not self.alive:
+                from ...errors import ChannelClosed
+                raise ChannelClosed(self.why or "the channel is closed")
+            self.tx_seq += 1
+            envelope = pack_envelope(kind, self.tx_seq, frames, extra)
+            signature = self.signer.sign(self.prefix, envelope, frames)
+            self.last_sent = time.monotonic()
+            self.reactor.post_send(self, [signature, envelope, *frames])
+
+    def end(self, why: str, tell_peer: bool) -> bool:
+        """Mark the session over (once); send a BYE first when `tell_peer`."""
+        with self.lock:
+            if not self.alive:
+                return False
+            if tell_peer:
+                self.tx_seq += 1
+                envelope = pack_envelope(BYE, self.tx_seq, (), {"why": why})
+                signature = self.signer.sign(self.prefix, envelope, ())
+                self.reactor.post_send(self, [signature, envelope])
+            self.alive = False
+            self.why = why
+            return True
+
+    def check(self, now: float) -> str | None:
+        """Called by the reactor each tick: 'dead', 'ping' or None."""
+        if now - self.last_heard > self.liveness.dead_after:
+            return "dead"
+        if now - self.last_sent >= self.liveness.heartbeat:
+            return "ping"
+        return None
+
+    def ping(self) -> None:
+        try:
+            self.submit(PING)
+        except Exception:
+            pass  # ended meanwhile; the tick that follows drops it

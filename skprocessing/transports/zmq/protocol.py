@@ -1,0 +1,88 @@
+"""The wire protocol of the ZeroMQ transport: message kinds, envelope, signing, sequence.
+
+A connection is a DEALER (the side that called `connect`) talking to a ROUTER (a
+`Listener`); one ROUTER serves many DEALERs, each seen as its own `Channel`.
+
+One message on the wire (ZeroMQ multipart; the ROUTER side also sees/adds the routing id):
+
+    [routing id]      ROUTER side only; a DEALER sets it to its session id
+    signature         32 bytes: HMAC-SHA256(key, prefix + envelope + payload frames)
+    envelope          msgpack [kind, seq, [payload frame lengths], extra]
+    payload...        the serializer's frames, each its own zero-copy ZeroMQ frame
+
+    prefix = dealer session (16 random bytes) + router session (16 random bytes);
+             the router session is 16 zero bytes in HELLO and WELCOME
+
+The envelope is serializer-agnostic: the payload is opaque bytes here, and nothing reads
+it (nor the envelope) before the signature has been checked in constant time.
+
+Kinds
+    HELLO    dealer -> router  seq 0, extra {"t": unix time, "ticket": bytes | None}
+                               opens a session; the ticket claims a pre-made pipe end
+    WELCOME  router -> dealer  seq 0, extra {"s": router session}
+    DATA     both ways         a user message (the Channel's frames)
+    PING     both ways         a heartbeat, sent after `heartbeat` seconds of not sending
+    BYE      both ways         extra {"why": text}: this end closed; the other raises
+                               `ChannelClosed` once it has read what came before
+
+Sequence. Each direction numbers its messages 1, 2, 3... after the handshake. A number
+not above the last one seen is a replay: dropped, counted, logged. A number that skips
+one means messages were lost (a reconnect dropped them): a Channel is a reliable stream
+or it is closed, so the channel closes and says why. Both session ids are in every
+signature, so a message captured from one session is worthless in another, and a
+replayed HELLO is refused by `security.SessionGuard`.
+
+Heartbeats. Any valid message proves the peer alive. A side that has sent nothing for
+`heartbeat` seconds sends a PING; a peer silent for `dead_after` seconds is dead: its
+channel raises `ChannelClosed`. Both are sent and checked by the reactor thread, never
+by user code, so a busy task does not stop them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgpack
+
+__all__ = ["HELLO", "WELCOME", "DATA", "PING", "BYE", "KIND_NAMES", "SESSION_BYTES",
+           "NO_SESSION", "new_session", "pack_envelope", "unpack_envelope", "Malformed"]
+
+HELLO, WELCOME, DATA, PING, BYE = 1, 2, 3, 4, 5
+KIND_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", DATA: "DATA", PING: "PING", BYE: "BYE"}
+SESSION_BYTES = 16
+NO_SESSION = bytes(SESSION_BYTES)
+SIGNATURE_BYTES = 32
+
+
+class Malformed(ValueError):
+    """A message that was signed correctly but does not follow the protocol."""
+
+
+def new_session() -> bytes:
+    """A fresh session id; also the DEALER's routing id (ZeroMQ reserves a leading 0)."""
+    session = os.urandom(SESSION_BYTES)
+    return b"\x80" + session[1:] if session[0] == 0 else session
+
+
+def _nbytes(frame: Any) -> int:
+    return frame.nbytes if isinstance(frame, memoryview) else len(frame)
+
+
+def pack_envelope(kind: int, seq: int, frames: Any = (), extra: dict | None = None) -> bytes:
+    return msgpack.packb([kind, seq, [_nbytes(f) for f in frames], extra])
+
+
+def unpack_envelope(data: Any, frames: list) -> tuple[int, int, dict | None]:
+    """(kind, seq, extra) of a verified envelope; `Malformed` if it does not fit `frames`."""
+    try:
+        kind, seq, lengths, extra = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several types; all mean the same here
+        raise Malformed(f"unreadable envelope ({exc})") from None
+    if kind not in KIND_NAMES or not isinstance(seq, int) or not isinstance(lengths, list):
+        raise Malformed(f"bad envelope fields (kind={kind!r})")
+    if len(lengths) != len(frames) or any(n != _nbytes(f) for n, f in zip(lengths, frames)):
+        raise Malformed("payload frames do not match the envelope")
+    if extra is not None and not isinstance(extra, dict):
+        raise Malformed("bad envelope extra")
+    return kind, seq, extra

@@ -1,0 +1,45 @@
+"""Shared test helpers: process liveness checks that never hang."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until `pid` no longer runs; False if it still runs after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def assert_reaped():
+    """Collects pids during a test and checks at the end that none of them still runs."""
+    pids: list[int] = []
+    yield pids.append
+    leftover = [pid for pid in pids if not wait_gone(pid, 10.0)]
+    assert not leftover, f"processes still running after the test: {leftover}"
+
+
+def run_script(source: str, timeout: float = 60.0, **kwargs):
+    """Run `source` as a fresh `python` script (its own __main__); return the CompletedProcess."""
+    import subprocess
+    import sys
+    import textwrap
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
+                          text=True, timeout=timeout, **kwargs)

@@ -1,0 +1,84 @@
+"""@autoreconnect on a real Skprocess in a real child: the child writes through a sqlite
+connection opened in the parent, and the parent reads the row."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from skprocessing import Skprocess
+from skprocessing.core.autoreconnect import autoreconnect
+from skprocessing.serializers.cerial import DbReconnector, Reconnector
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@autoreconnect
+class Writer(Skprocess):
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path)
+        self.lock = threading.Lock()
+
+    def __run__(self):
+        with self.lock:
+            self.db.execute("insert into rows values (?)", ("from the child",))
+            self.db.commit()
+
+    def __result__(self):
+        return type(self.db).__module__, type(self.db).__qualname__
+
+
+@autoreconnect(**{"sqlite3.Connection": {"*": None}})
+class Reporter(Skprocess):
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path)
+        self.unreachable = DbReconnector("sqlite3", "sqlite3", "Connection",
+                                         {"database": "/nonexistent/dir/x.db"})
+
+    def __run__(self):
+        pass
+
+    def __result__(self):
+        return isinstance(self.db, sqlite3.Connection), self.unreachable.reconnect_error
+
+
+class Plain(Skprocess):
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path)
+
+    def __run__(self):
+        pass
+
+    def __result__(self):
+        return isinstance(self.db, Reconnector)
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = str(tmp_path / "rows.db")
+    with sqlite3.connect(path) as db:
+        db.execute("create table rows (text)")
+    return path
+
+
+def test_the_child_writes_through_a_connection_opened_in_the_parent(database):
+    assert Writer(database).run() == ("sqlite3", "Connection")
+    with sqlite3.connect(database) as db:
+        assert db.execute("select text from rows").fetchall() == [("from the child",)]
+
+
+def test_a_placeholder_that_cannot_reconnect_stays_and_says_why(database):
+    live, reason = Reporter(database).run()
+    assert live is True
+    assert reason and "unable to open" in reason
+
+
+def test_without_the_decorator_the_child_gets_the_placeholder(database):
+    assert Plain(database).run() is True
+
+
+def test_the_decorator_only_takes_classes():
+    with pytest.raises(TypeError):
+        autoreconnect(lambda: None)

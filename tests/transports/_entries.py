@@ -1,0 +1,54 @@
+"""Module-level entry points that the transport tests start in child processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from skprocessing.errors import ChannelClosed
+
+
+def echo(channel) -> None:
+    """Send back every message until the other end closes."""
+    while True:
+        try:
+            frames = channel.recv(timeout=60)
+        except ChannelClosed:
+            return
+        if frames is None:
+            return
+        channel.send(frames)
+
+
+def send_then_exit(channel, count: int) -> None:
+    """Send `count` numbered messages and return at once (the last must still arrive)."""
+    for i in range(count):
+        channel.send([str(i).encode(), os.urandom(64)])
+
+
+def dial_and_echo(transport, address: str) -> None:
+    channel = transport.connect(address, timeout=10)
+    channel.send([b"hello", str(os.getpid()).encode()])
+    echo(channel)
+
+
+def set_cells(flag, counter) -> None:
+    counter.value = 42
+    flag.set()
+
+
+def hang(channel) -> None:
+    """Say ready, then never answer (the test kills this process)."""
+    channel.send([b"ready", str(os.getpid()).encode()])
+    time.sleep(600)
+
+
+def busy(channel, seconds: float) -> None:
+    """Hold the GIL-bound main thread in pure Python work, then answer."""
+    channel.send([b"started"])
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += sum(range(1000))
+    channel.send([b"done", str(n).encode()])
+    channel.recv(timeout=30)

@@ -1,0 +1,154 @@
+"""Two hosts in one machine: network namespaces joined by a veth pair, then a cut link.
+
+The test makes two namespaces with private addresses (10.233.N.1 and .2 on their own
+veth pair; nothing is routed outside them), runs a listener in one and a connecting
+process in the other, checks that traffic flows, then takes the link down
+(`ip link set ... down`) and checks that both sides report `ChannelClosed` within the
+heartbeat limit. It needs root and `ip netns`; elsewhere it skips and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+HEARTBEAT, DEAD_AFTER = 0.2, 1.0
+LIMIT = DEAD_AFTER + 1.5
+KEY = "netns-test-key-5b0f9d"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "network namespaces need root (run the suite as root, or on CI)"
+    if shutil.which("ip") is None:
+        return "the `ip` command (iproute2) is not installed"
+    probe = f"skp-probe-{os.getpid()}"
+    result = _ip("netns", "add", probe, check=False)
+    if result.returncode != 0:
+        return f"`ip netns add` is not permitted here: {result.stderr.strip()}"
+    _ip("netns", "del", probe, check=False)
+    return None
+
+
+@pytest.fixture
+def two_hosts():
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    tag = f"{os.getpid() % 100000}"
+    a, b = f"skpA{tag}", f"skpB{tag}"
+    va, vb = f"skpa{tag}", f"skpb{tag}"
+    net = f"10.233.{os.getpid() % 250 + 1}"
+    try:
+        _ip("netns", "add", a)
+        _ip("netns", "add", b)
+        _ip("link", "add", va, "type", "veth", "peer", "name", vb)
+        _ip("link", "set", va, "netns", a)
+        _ip("link", "set", vb, "netns", b)
+        _ip("-n", a, "addr", "add", f"{net}.1/24", "dev", va)
+        _ip("-n", b, "addr", "add", f"{net}.2/24", "dev", vb)
+        for ns, dev in ((a, va), (b, vb)):
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", dev, "up")
+        yield {"a": a, "b": b, "va": va, "vb": vb, "addr_a": f"{net}.1"}
+    finally:
+        _ip("netns", "del", a, check=False)  # deleting a namespace deletes its veth end
+        _ip("netns", "del", b, check=False)
+        _ip("link", "del", va, check=False)
+
+
+_LISTENER = """
+    import time
+    from skprocessing.transports.zmq import ZmqTransport
+    t = ZmqTransport("tcp://{addr}:47000?heartbeat={hb}&dead_after={dead}")
+    listener = t.listen()
+    print("LISTENING", listener.address, flush=True)
+    channel = listener.accept(timeout=30)
+    print("ACCEPTED", flush=True)
+    try:
+        while True:
+            frames = channel.recv(timeout=60)
+            channel.send(frames)
+    except EOFError as exc:
+        print("CLOSED", time.time(), exc, flush=True)
+"""
+
+_CONNECTOR = """
+    import time
+    from skprocessing.transports.zmq import ZmqTransport
+    t = ZmqTransport("tcp://{addr}:47000?heartbeat={hb}&dead_after={dead}")
+    channel = t.connect("tcp://{addr}:47000", timeout=20)
+    print("CONNECTED", flush=True)
+    try:
+        n = 0
+        while True:
+            channel.send([str(n).encode()])
+            if channel.recv(timeout=60) == [str(n).encode()] and n % 10 == 0:
+                print("ECHO", n, flush=True)
+            n += 1
+            time.sleep(0.02)
+    except EOFError as exc:
+        print("CLOSED", time.time(), exc, flush=True)
+"""
+
+
+def _spawn(ns: str, source: str, **fmt) -> tuple[subprocess.Popen, queue.Queue]:
+    code = textwrap.dedent(source).format(hb=HEARTBEAT, dead=DEAD_AFTER, **fmt)
+    env = dict(os.environ, SKPROCESSING_KEY=KEY, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in proc.stdout],
+                     daemon=True).start()
+    return proc, lines
+
+
+def _expect(lines: queue.Queue, word: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if line.startswith(word):
+            return line
+    raise AssertionError(f"no {word!r} within {timeout}s; output: {seen}")
+
+
+@pytest.mark.timeout(120)
+def test_cut_link_is_detected_on_both_sides(two_hosts):
+    head, head_out = _spawn(two_hosts["a"], _LISTENER, addr=two_hosts["addr_a"])
+    worker = None
+    try:
+        _expect(head_out, "LISTENING", 20)
+        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, addr=two_hosts["addr_a"])
+        _expect(worker_out, "CONNECTED", 30)
+        _expect(head_out, "ACCEPTED", 10)
+        _expect(worker_out, "ECHO", 10)
+        time.sleep(3 * DEAD_AFTER)  # live traffic and heartbeats: nobody is declared dead
+        _expect(worker_out, "ECHO", 5)
+        cut = time.time()
+        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        for out in (head_out, worker_out):
+            line = _expect(out, "CLOSED", LIMIT + 5)
+            detected_after = float(line.split()[1]) - cut
+            assert detected_after < LIMIT, line
+    finally:
+        for proc in (head, worker):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
