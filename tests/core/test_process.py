@@ -14,7 +14,7 @@ import pytest
 from skprocessing import (OnFinishError, ProcessDiedError, ProcessTimeoutError,
                           ResultError, ResultTimeoutError, RunError, SerializationError,
                           Skprocess, StateError)
-from tests.conftest import pid_alive, run_script
+from tests.conftest import pid_alive, run_script, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -388,30 +388,8 @@ def test_safe_to_start_with_threads_and_a_zmq_context_in_the_parent():
         context.term()
 
 
-def test_no_orphans_when_the_parent_is_killed():
-    result = run_script("""
-        import os, sys, time
-        from skprocessing import Skprocess
-        class Forever(Skprocess):
-            def __init__(self):
-                self.process_config.runs = None
-            def __run__(self):
-                time.sleep(0.01)
-        if __name__ == "__main__":
-            p = Forever(); p.start()
-            print(p._sk.handle.pid, flush=True)
-            os.kill(os.getpid(), 9)
-    """)
-    child = int(result.stdout.split()[0])
-    from tests.conftest import wait_gone
-    assert wait_gone(child, 10), f"child {child} outlived its killed parent"
-
-
-def test_ctrl_c_in_the_parent_leaves_no_orphans():
-    import subprocess
-    import sys
-    source = """
-import time
+FOREVER_PARENT = """
+import os, time
 from skprocessing import Skprocess
 class Forever(Skprocess):
     def __init__(self):
@@ -421,9 +399,21 @@ class Forever(Skprocess):
 if __name__ == "__main__":
     p = Forever(); p.start()
     print(p._sk.handle.pid, flush=True)
-    p.wait()
+    {then}
 """
-    parent = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, text=True)
+
+
+def test_no_orphans_when_the_parent_is_killed():
+    result = run_script(FOREVER_PARENT.format(then="os.kill(os.getpid(), 9)"))
+    child = int(result.stdout.split()[0])
+    assert wait_gone(child, 10), f"child {child} outlived its killed parent"
+
+
+def test_ctrl_c_in_the_parent_leaves_no_orphans():
+    import subprocess
+    import sys
+    parent = subprocess.Popen([sys.executable, "-c", FOREVER_PARENT.format(then="p.wait()")],
+                              stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
         parent.send_signal(signal.SIGINT)
@@ -431,5 +421,4 @@ if __name__ == "__main__":
     finally:
         parent.kill()
         parent.wait()
-    from tests.conftest import wait_gone
     assert wait_gone(child, 10), f"child {child} outlived the interrupted parent"
