@@ -19,6 +19,19 @@ def median_seconds(call: Callable[[], object], repeat: int, warmup: int = 2) -> 
     return statistics.median(samples)
 
 
+def interleaved(ours: Callable[[], float], theirs: Callable[[], float], rounds: int) -> tuple[float, float]:
+    """Medians of `rounds` alternating measurements of each side.
+
+    These machines are shared and noisy: alternating puts both sides under the same load,
+    and the median drops the rounds that a burst of someone else's work spoiled.
+    """
+    our_samples, their_samples = [], []
+    for _ in range(rounds):
+        their_samples.append(theirs())
+        our_samples.append(ours())
+    return statistics.median(our_samples), statistics.median(their_samples)
+
+
 def optional(module: str):
     """The module, or None when it is not installed (its comparison is then skipped)."""
     try:

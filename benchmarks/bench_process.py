@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_seconds, optional, report  # noqa: E402
+from _common import interleaved, median_seconds, optional, report  # noqa: E402
 
 from skprocessing import Skprocess  # noqa: E402
 
@@ -85,6 +85,9 @@ def suitkaise_figures() -> None:
         return
 
     class RefNoOp(sk.Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1  # its default, None, loops until stop()
+
         def __run__(self):
             pass
 
@@ -94,16 +97,17 @@ def suitkaise_figures() -> None:
         process.wait()
         process.result()
 
-    print(f"reference suitkaise 0.4.14 start->result median: {median_seconds(ref_once, 10) * 1e3:.1f} ms")
+    reference = median_seconds(ref_once, 10)
+    ours = median_seconds(lambda: NoOp().run(), 10)
+    report("start -> result vs suitkaise 0.4.14 (median ms)", ours * 1e3, reference * 1e3, "ms", "lower is better")
 
 
 def main() -> None:
     fork = multiprocessing.get_context("fork")
-    bare = median_seconds(lambda: bare_start_result(fork), 40)
-    ours = median_seconds(lambda: NoOp().run(), 40)
+    ours, bare = interleaved(lambda: median_seconds(lambda: NoOp().run(), 10),
+                             lambda: median_seconds(lambda: bare_start_result(fork), 10), rounds=5)
     report("start -> result, one-run no-op (median ms)", ours * 1e3, bare * 1e3, "ms", "<= 2x")
-    bare_rate = max(bare_echo(fork, ECHOES) for _ in range(3))
-    our_rate = max(our_echo(ECHOES) for _ in range(3))
+    our_rate, bare_rate = interleaved(lambda: our_echo(ECHOES), lambda: bare_echo(fork, ECHOES), rounds=5)
     report("tell/listen echo (round trips/s)", our_rate, bare_rate, "rt/s", ">= 0.6x")
     suitkaise_figures()
 

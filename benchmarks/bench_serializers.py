@@ -61,10 +61,12 @@ def _cucumber() -> tuple[Callable, Callable] | None:
 
 
 def _batch(dumps: Callable, loads: Callable, obj: Any, number: int) -> float:
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: on a machine shared with other work, time
+    # spent descheduled would otherwise land at random in one column or another.
+    start = time.process_time()
     for _ in range(number):
         loads(dumps(obj))
-    return (time.perf_counter() - start) / number
+    return (time.process_time() - start) / number
 
 
 def _batch_size(dumps: Callable, loads: Callable, obj: Any, seconds: float) -> int:
@@ -76,10 +78,12 @@ def _batch_size(dumps: Callable, loads: Callable, obj: Any, seconds: float) -> i
 
 
 def best_times(columns: dict[str, tuple[Callable, Callable]], obj: Any,
-               budget: float, rounds: int = 7) -> dict[str, float]:
-    """Best per-call seconds for each column. Batches of the columns take turns, round
-    after round, so a load spike from elsewhere on the machine hits all of them alike."""
-    sizes = {name: _batch_size(*pair, obj, budget / rounds) for name, pair in columns.items()}
+               budget: float, rounds: int = 25) -> dict[str, float]:
+    """Best per-call seconds for each column. Short batches of the columns take turns,
+    round after round, so load from elsewhere on the machine hits all of them alike and
+    the best batch of each is one that nothing interrupted."""
+    batch = max(budget / rounds, 0.005)
+    sizes = {name: _batch_size(*pair, obj, batch) for name, pair in columns.items()}
     best = {name: float("inf") for name in columns}
     for _ in range(rounds):
         for name, (dumps, loads) in columns.items():

@@ -30,17 +30,28 @@ OUTCOME = 2  # the child's final report
 ITERATION = ("prerun", "run", "postrun")
 
 
+class _Section:
+    """One hook resolved once: its bound method, timer and error class."""
+
+    __slots__ = ("name", "method", "timer", "error_class")
+
+    def __init__(self, process: Any, name: str):
+        self.name = name
+        self.method = getattr(type(process), f"__{name}__").__get__(process)
+        self.timer = process.timers.section(name)
+        self.error_class = SECTION_ERRORS[name]
+
+
 class Lifecycle:
     """Runs one rebuilt `Skprocess` through its sections; `run()` returns the result value."""
 
     def __init__(self, process: Any, stop: Flag, run_counter: Counter):
         self.process = process
         self.config = process.process_config
-        self.timers = process.timers
         self.stop = stop
         self.run_counter = run_counter
-        self.defined = process._sk_defined_sections()
-        self.iteration = [s for s in ITERATION if s in self.defined]
+        self.sections = {name: _Section(process, name) for name in process._sk_defined_sections()}
+        self.iteration = [self.sections[s] for s in ITERATION if s in self.sections]
 
     def run(self) -> Any:
         lives = self.config.lives
@@ -48,9 +59,9 @@ class Lifecycle:
         while True:
             try:
                 self._loop(started)
-                if "onfinish" in self.defined:
-                    self._section("onfinish")
-                return self._section("result") if "result" in self.defined else None
+                if "onfinish" in self.sections:
+                    self._call(self.sections["onfinish"])
+                return self._call(self.sections["result"]) if "result" in self.sections else None
             except ProcessError as error:
                 lives -= 1
                 if lives > 0 and not self.stop.is_set():
@@ -59,55 +70,65 @@ class Lifecycle:
                 return self._on_error(error)
 
     def _on_error(self, error: ProcessError) -> Any:
-        if "error" not in self.defined:
+        if "error" not in self.sections:
             return error
         try:
-            return self._section("error")
+            return self._call(self.sections["error"])
         except ProcessError as handler_error:
             return handler_error
 
     def _loop(self, started: float) -> None:
-        process, config, stop = self.process, self.config, self.stop
-        full_run = self.timers.full_run
-        while self._should_continue(started):
-            began = time.perf_counter()
-            for name in self.iteration:
-                self._section(name)
+        # The hot path of every process: everything it needs is looked up once, up here.
+        process, stop, counter = self.process, self.stop, self.run_counter
+        full_run = self.process.timers.full_run
+        config, timeouts = self.config, self.config.timeouts
+        clock = time.perf_counter
+        while not stop.is_set():
+            if config.runs is not None and process._sk_current_run >= config.runs:
+                return
+            if config.join_in is not None and time.monotonic() - started >= config.join_in:
+                return
+            began = clock()
+            for section in self.iteration:
+                if getattr(timeouts, section.name) is None:
+                    section_began = clock()
+                    try:
+                        section.method()
+                    except Exception as exc:
+                        raise self._wrap(section, exc) from None
+                    finally:
+                        section.timer.add_time(clock() - section_began)
+                else:
+                    self._call(section)
                 if stop.is_set():
                     return  # graceful stop: the current section is done; go to __onfinish__
-            full_run.add_time(time.perf_counter() - began)
+            full_run.add_time(clock() - began)
             process._sk_current_run += 1
-            self.run_counter.value = process._sk_current_run
+            counter.value = process._sk_current_run
 
-    def _should_continue(self, started: float) -> bool:
-        config = self.config
-        if self.stop.is_set():
-            return False
-        if config.runs is not None and self.process._sk_current_run >= config.runs:
-            return False
-        return config.join_in is None or time.monotonic() - started < config.join_in
-
-    def _section(self, name: str) -> Any:
-        method = getattr(type(self.process), f"__{name}__").__get__(self.process)
-        timeout = self.config.timeouts.get(name)
-        current_run = self.process._sk_current_run
+    def _call(self, section: _Section) -> Any:
+        timeout = self.config.timeouts.get(section.name)
         began = time.perf_counter()
         try:
-            return call_with_timeout(method, timeout)
+            return call_with_timeout(section.method, timeout)
         except SectionTimedOut:
+            run = self.process._sk_current_run
             error: ProcessError = ProcessTimeoutError(
-                f"__{name}__ ran over its {timeout:g} s timeout (run {current_run})",
-                section=name, timeout=timeout, current_run=current_run)
+                f"__{section.name}__ ran over its {timeout:g} s timeout (run {run})",
+                section=section.name, timeout=timeout, current_run=run)
             error.remote_traceback = traceback.format_exc()
             raise error from None
         except Exception as exc:
-            error = SECTION_ERRORS[name](
-                f"__{name}__ raised {type(exc).__name__}: {exc} (run {current_run})",
-                current_run=current_run, original_error=exc)
-            error.remote_traceback = traceback.format_exc()
-            raise error from None
+            raise self._wrap(section, exc) from None
         finally:
-            self.timers.section(name).add_time(time.perf_counter() - began)
+            section.timer.add_time(time.perf_counter() - began)
+
+    def _wrap(self, section: _Section, exc: Exception) -> ProcessError:
+        run = self.process._sk_current_run
+        error = section.error_class(f"__{section.name}__ raised {type(exc).__name__}: {exc} (run {run})",
+                                    current_run=run, original_error=exc)
+        error.remote_traceback = traceback.format_exc()
+        return error
 
 
 def main(codec_token: Any, payload: list[bytes], control: Channel, messages: Channel,

@@ -70,9 +70,9 @@ class Modifiable(Generic[T]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_modifier_timeout", self._timeout)  # an inner call may pass its own
-        call = functools.partial(self._call, *args, **kwargs)
         if self._mode == "sync":
-            return call()
+            return self._call(*args, **kwargs)
+        call = functools.partial(self._call, *args, **kwargs)
         future = run_in_thread(call)
         if self._mode == "background":
             return future

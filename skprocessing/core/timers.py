@@ -19,7 +19,6 @@ class Sktimer:
 
     def __init__(self) -> None:
         self._times: list[float] = []
-        self._lock = threading.Lock()
         self._started: dict[int, float] = {}  # per thread, so threads can time at once
 
     # -- measuring ---------------------------------------------------------------------------
@@ -40,12 +39,10 @@ class Sktimer:
         self._started.pop(threading.get_ident(), None)
 
     def add_time(self, seconds: float) -> None:
-        with self._lock:
-            self._times.append(float(seconds))
+        self._times.append(seconds)  # list.append is atomic: no lock on the hot path
 
     def reset(self) -> None:
-        with self._lock:
-            self._times.clear()
+        self._times.clear()
         self._started.clear()
 
     def __enter__(self) -> Sktimer:
@@ -58,8 +55,7 @@ class Sktimer:
     # -- statistics --------------------------------------------------------------------------
     @property
     def times(self) -> list[float]:
-        with self._lock:
-            return list(self._times)
+        return list(self._times)  # a snapshot; copying a list is atomic under the GIL
 
     @property
     def num_times(self) -> int:

@@ -52,3 +52,9 @@ def busy(channel, seconds: float) -> None:
         n += sum(range(1000))
     channel.send([b"done", str(n).encode()])
     channel.recv(timeout=30)
+
+
+def dial_url_and_echo(url: str, address: str) -> None:
+    """Connect the way a pool worker does: a transport rebuilt from its URL alone."""
+    from skprocessing.transports import get_transport
+    dial_and_echo(get_transport(url), address)

@@ -255,3 +255,36 @@ def test_dropping_a_channel_closes_it(transport):
     with pytest.raises(ChannelClosed):
         b.recv(timeout=5)
     b.close()
+
+
+def test_wait_includes_a_listener_with_a_pending_peer(transport):
+    listener = transport.listen()
+    a, b = transport.pipe()
+    assert transport.wait([listener, b], timeout=0.05) == []
+    client = transport.connect(listener.address, timeout=5)
+    assert transport.wait([listener, b], timeout=5) == [listener]
+    server = listener.accept(timeout=1)
+    assert server is not None
+    for ch in (client, server, a, b):
+        ch.close()
+    listener.close()
+
+
+def test_concurrent_senders_keep_each_threads_order(transport):
+    a, b = transport.pipe()
+
+    def sender(tag: bytes) -> None:
+        for i in range(500):
+            a.send([tag, str(i).encode()])
+    threads = [threading.Thread(target=sender, args=(bytes([65 + t]),)) for t in range(4)]
+    for t in threads:
+        t.start()
+    seen: dict[bytes, list[int]] = {}
+    for _ in range(2000):
+        tag, number = b.recv(timeout=10)
+        seen.setdefault(bytes(tag), []).append(int(number))
+    for t in threads:
+        t.join(10)
+    assert sorted(seen) == [b"A", b"B", b"C", b"D"]
+    assert all(numbers == list(range(500)) for numbers in seen.values())
+    a.close(), b.close()

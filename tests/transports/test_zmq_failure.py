@@ -89,6 +89,7 @@ def test_agent_reconnects_when_the_head_drops_it():
         listener.close()
 
 
+@pytest.mark.timeout(60)
 def test_agent_without_a_head_gives_up_with_a_message():
     result = subprocess.run([sys.executable, "-m", "skprocessing", "worker", "tcp://127.0.0.1:9",
                              "--give-up", "1"], env=_env(), capture_output=True, text=True, timeout=30)
@@ -130,3 +131,71 @@ def test_a_busy_peer_is_not_declared_dead(zmq_transport, assert_reaped):
     mine.send([b"bye"])
     assert handle.join(10)
     mine.close()
+
+
+def test_an_unreachable_peer_surfaces_at_once_not_after_the_heartbeat_limit():
+    from ._raw import RawPeer
+    transport = ZmqTransport("tcp://127.0.0.1?heartbeat=1&dead_after=30", key=KEY)
+    listener = transport.listen()
+    peer = RawPeer(listener.address, KEY.encode())
+    peer.hello()
+    channel = listener.accept(timeout=5)
+    peer.close()  # gone without a BYE; the heartbeat would take 30 s to notice
+    began = time.monotonic()
+    with pytest.raises(ChannelClosed, match="unreachable"):
+        while time.monotonic() - began < 10:
+            channel.send([b"anyone?"])  # ROUTER_MANDATORY: EHOSTUNREACH once the route is gone
+            time.sleep(0.01)
+    assert time.monotonic() - began < 5
+    listener.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_peer_blocks_the_sender_then_is_declared_dead(assert_reaped):
+    import threading
+    transport = ZmqTransport(f"tcp://127.0.0.1?heartbeat=0.2&dead_after=1.5&hwm=8")
+    mine, theirs = transport.pipe()
+    handle = transport.start(_entries.hang, theirs)
+    assert_reaped(handle.pid)
+    theirs.close()
+    assert mine.recv(timeout=20)[0] == b"ready"
+    os.kill(handle.pid, signal.SIGSTOP)
+    sent, outcome = [], []
+    blob = bytes(1 << 20)
+
+    def flood() -> None:
+        try:
+            for i in range(1000):
+                mine.send([blob])
+                sent.append(i)
+        except ChannelClosed as exc:
+            outcome.append(exc)
+    began = time.monotonic()
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    try:
+        sender.join(20)
+        assert outcome, "the sender was never released"
+        assert 0 < len(sent) < 200, f"{len(sent)} MiB queued for a stopped peer: no backpressure"
+        assert time.monotonic() - began < 1.5 + 3
+    finally:
+        os.kill(handle.pid, signal.SIGCONT)
+        handle.kill()
+    mine.close()
+
+
+@pytest.mark.timeout(60)
+def test_agent_joins_over_curve():
+    transport = ZmqTransport("tcp://127.0.0.1?curve=1", key=KEY)
+    listener = transport.listen()
+    agent = subprocess.Popen([sys.executable, "-m", "skprocessing", "worker", listener.address,
+                              "--curve", "--quiet"], env=_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        channel = listener.accept(timeout=30)
+        assert channel is not None, "the agent did not join over CurveZMQ"
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(10) == 0
+    finally:
+        agent.kill()
+        agent.wait(10)
+        listener.close()

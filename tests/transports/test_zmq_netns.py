@@ -43,7 +43,7 @@ def _why_not() -> str | None:
 
 
 @pytest.fixture
-def two_hosts():
+def two_hosts():  # the tests using it start processes and carry their own timeouts
     reason = _why_not()
     if reason:
         pytest.skip(reason)
@@ -95,7 +95,11 @@ _CONNECTOR = """
         n = 0
         while True:
             channel.send([str(n).encode()])
-            if channel.recv(timeout=60) == [str(n).encode()] and n % 10 == 0:
+            answer = channel.recv(timeout=60)
+            if answer != [str(n).encode()]:
+                print("MISMATCH", n, answer, flush=True)
+                break
+            if n % 10 == 0:
                 print("ECHO", n, flush=True)
             n += 1
             time.sleep(0.02)
@@ -104,8 +108,9 @@ _CONNECTOR = """
 """
 
 
-def _spawn(ns: str, source: str, **fmt) -> tuple[subprocess.Popen, queue.Queue]:
-    code = textwrap.dedent(source).format(hb=HEARTBEAT, dead=DEAD_AFTER, **fmt)
+def _spawn(ns: str, source: str, dead: float = DEAD_AFTER, hb: float = HEARTBEAT,
+           **fmt) -> tuple[subprocess.Popen, queue.Queue]:
+    code = textwrap.dedent(source).format(hb=hb, dead=dead, **fmt)
     env = dict(os.environ, SKPROCESSING_KEY=KEY, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -130,23 +135,53 @@ def _expect(lines: queue.Queue, word: str, timeout: float) -> str:
 
 
 @pytest.mark.timeout(120)
-def test_cut_link_is_detected_on_both_sides(two_hosts):
-    head, head_out = _spawn(two_hosts["a"], _LISTENER, addr=two_hosts["addr_a"])
+@pytest.mark.parametrize("hb, dead, limit", [(HEARTBEAT, DEAD_AFTER, LIMIT), (1.0, 4.0, 5.0)],
+                         ids=["short", "defaults"])
+def test_cut_link_is_detected_on_both_sides(two_hosts, hb, dead, limit):
+    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead, hb, addr=two_hosts["addr_a"])
     worker = None
     try:
         _expect(head_out, "LISTENING", 20)
-        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, addr=two_hosts["addr_a"])
+        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead, hb, addr=two_hosts["addr_a"])
         _expect(worker_out, "CONNECTED", 30)
         _expect(head_out, "ACCEPTED", 10)
         _expect(worker_out, "ECHO", 10)
-        time.sleep(3 * DEAD_AFTER)  # live traffic and heartbeats: nobody is declared dead
+        time.sleep(3 * hb)  # live traffic and heartbeats: nobody is declared dead
         _expect(worker_out, "ECHO", 5)
         cut = time.time()
         _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
         for out in (head_out, worker_out):
-            line = _expect(out, "CLOSED", LIMIT + 5)
+            line = _expect(out, "CLOSED", limit + 5)
             detected_after = float(line.split()[1]) - cut
-            assert detected_after < LIMIT, line
+            assert detected_after < limit, line
+    finally:
+        for proc in (head, worker):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.mark.timeout(120)
+def test_a_short_blip_is_survived_without_loss(two_hosts):
+    dead = 3.0
+    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead=dead, addr=two_hosts["addr_a"])
+    worker = None
+    try:
+        _expect(head_out, "LISTENING", 20)
+        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead=dead, addr=two_hosts["addr_a"])
+        _expect(worker_out, "ECHO", 30)
+        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        time.sleep(0.5)
+        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "up")
+        # The echo loop checks every answer: it goes on only if nothing was lost.
+        last = int(_expect(worker_out, "ECHO", 15).split()[1])
+        time.sleep(dead + 1)
+        later = int(_expect(worker_out, "ECHO", 10).split()[1])
+        assert later > last
+        for out in (head_out, worker_out):
+            while not out.empty():
+                line = out.get()
+                assert not line.startswith(("CLOSED", "MISMATCH")), line
     finally:
         for proc in (head, worker):
             if proc is not None:

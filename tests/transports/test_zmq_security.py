@@ -111,16 +111,12 @@ def test_replayed_handshake_is_refused(keyed, caplog):
     with pytest.raises(ChannelClosed):
         channel.recv(timeout=5)
     peer.close()
-    replayer = RawPeer(listener.address, b"unknown", routing_id=hello_rid(hello, peer))
+    replayer = RawPeer(listener.address, b"unknown", routing_id=peer.session)
     replayer.send(hello)
     assert _until(lambda: listener.stats.get("handshake replayed", 0) == 1)
     assert listener.accept(timeout=0.2) is None
     assert _echo_ok(client, server, b"unaffected")
     replayer.close()
-
-
-def hello_rid(hello: list[bytes], peer: RawPeer) -> bytes:
-    return peer.session
 
 
 def test_sequence_gap_closes_the_channel_with_a_reason(keyed):
@@ -245,3 +241,30 @@ def test_channel_ends_do_not_pickle_outside_start():
     with pytest.raises(TypeError, match="key"):
         pickle.dumps(ZmqTransport("tcp://127.0.0.1", key=KEY))
     a.close(), b.close(), transport.close()
+
+
+@pytest.mark.timeout(60)
+def test_unkeyed_loopback_is_private_to_this_process_tree(monkeypatch, assert_reaped):
+    from tests.conftest import run_script
+
+    from . import _entries
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    transport = ZmqTransport("tcp://127.0.0.1")
+    listener = transport.listen()
+    outsider = run_script(f"""
+        from skprocessing.errors import TransportError
+        from skprocessing.transports.zmq import ZmqTransport
+        try:
+            ZmqTransport("tcp://127.0.0.1").connect("{listener.address}", timeout=1)
+            print("JOINED")
+        except TransportError:
+            print("REFUSED")
+    """)
+    assert outsider.stdout.strip() == "REFUSED", outsider.stderr
+    assert listener.stats["bad signature"] == 1
+    handle = transport.start(_entries.dial_url_and_echo, "tcp://127.0.0.1", listener.address)
+    assert_reaped(handle.pid)
+    channel = listener.accept(timeout=20)
+    assert channel is not None and channel.recv(timeout=10)[0] == b"hello"
+    channel.close(), listener.close()
+    assert handle.join(10)

@@ -2,6 +2,7 @@
 
     pool.py        the public `Pool` (state, arguments, modifiers)
     _scheduler.py  the thread that owns all I/O: dispatch, credits, faults
+    _faults.py     what the scheduler does when a worker dies, hangs or is cancelled
     _workers.py    the head's record of each worker; the acceptor thread
     _worker.py     the worker process's loop
     _call.py       one map call, shared by the scheduler and the caller
@@ -10,7 +11,20 @@
     _messages.py   the wire protocol
 """
 
-from .pool import Pool, PoolState
-from ._results import ResultIterator
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Pool", "PoolState", "ResultIterator"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so a worker process (which imports only `_worker`) does not
+    # pay for the head's modules when it starts.
+    if name in ("Pool", "PoolState"):
+        from . import pool
+        return getattr(pool, name)
+    if name == "ResultIterator":
+        from ._results import ResultIterator
+        return ResultIterator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import SerializationError
 from ...serializers.codec import Codec
-from ._chunks import Chunk, ChunkPlanner
+from ._chunks import Chunk, ChunkPlanner, Profile
 from ._messages import TASK, pack_error
 
 __all__ = ["Call", "TIMED_OUT"]
@@ -28,7 +28,7 @@ class Call:
 
     def __init__(self, call_id: int, function: list, items: Any, *, star: bool, skprocess: bool,
                  chunksize: int | None, timeout: float | None, retries: int,
-                 window: int | None, name: str):
+                 window: int | None, name: str, profile: Profile | None = None):
         self.call_id = call_id
         self.function = function  # FUNCTION_BODY frames, sent once to each worker
         self.star = star
@@ -37,7 +37,8 @@ class Call:
         self.retries = retries
         self.window = window
         self.name = name
-        self.planner = ChunkPlanner(items, chunksize, single=timeout is not None)
+        self.profile_key = 0      # which function's profile this call refines (set by Pool)
+        self.planner = ChunkPlanner(items, chunksize, single=timeout is not None, profile=profile)
         self.outstanding = 0      # chunks cut but not finished (scheduler thread only)
         self.consumed = 0         # items the caller has taken (caller thread writes)
         self.blocked = False      # the scheduler waits for the caller to read (window full)
@@ -96,10 +97,16 @@ class Call:
             run.append(item)
         if run:
             chunks.append(self._chunk(codec, ids(), run_start, run))
+        if not chunks:
+            self.check_done()  # every item failed here: nothing will come back to finish it
         return chunks
 
-    def finished(self, chunk: Chunk, values: list, errors: dict | None, seconds: float) -> None:
-        self.planner.measured(len(values), seconds)
+    def finished(self, chunk: Chunk, values: list, errors: dict | None,
+                 seconds: float | None = None, nbytes: int = 0) -> None:
+        """A chunk is settled. `seconds` (its run time in the worker) and `nbytes` (its
+        result's size) feed the chunk planner; None for a chunk that did not run."""
+        if seconds is not None:
+            self.planner.measured(len(values), seconds, nbytes + chunk.nbytes)
         self.outstanding -= 1
         self._put(chunk.start, values, errors)
         self.check_done()

@@ -3,11 +3,13 @@
 Chunk sizes follow "guided" scheduling: when the number of items is known, each chunk
 takes a share of what remains (`remaining / (workers * 4)`), so early chunks are large
 (few messages for tiny tasks) and the last ones small (no worker idles at the end while
-another finishes a big chunk). Once a chunk has come back, its measured time per item
-sets a floor, so a chunk of tiny tasks never costs less than `TARGET_SECONDS` of work
-and the per-message overhead stays small. When the length is unknown (a generator),
-sizes start at 1 and double until that floor is known, and the input is read only as
-far as the window of outstanding items allows.
+another finishes a big chunk). Measured costs adjust that: the time per item sets a
+floor (a chunk is worth at least `TARGET_SECONDS` of work, so per-message overhead stays
+small) and the bytes per item a ceiling (about `TARGET_BYTES` per chunk, so large
+results stream one by one and transfers overlap work). Until a first chunk has come
+back measured (or an earlier map of the same function left a profile) chunks hold one
+item each. When the length is unknown, sizes double from 1 (at least the floor, at most
+`MAX_CHUNK`), and the input is read only as far as the call's window allows.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Chunk", "ChunkPlanner", "TARGET_SECONDS"]
+__all__ = ["Chunk", "ChunkPlanner", "Profile", "TARGET_SECONDS"]
 
-TARGET_SECONDS = 0.004  # the least work worth one round trip
+TARGET_SECONDS = 0.001  # the least work worth one round trip (tens of microseconds)
+TARGET_BYTES = 1 << 20  # the most argument + result bytes worth putting in one chunk
+MESSAGE_OVERHEAD = 512  # bytes of headers and pickle framing in a TASK + RESULT pair
 MAX_CHUNK = 8192        # items per chunk when the input length is unknown (memory bound)
 SPLIT_FACTOR = 4        # chunks per worker over what remains
 
@@ -27,7 +31,8 @@ SPLIT_FACTOR = 4        # chunks per worker over what remains
 class Chunk:
     """Consecutive items `start .. start+len(items)-1` of one call, sent as one TASK."""
 
-    __slots__ = ("call", "chunk_id", "start", "items", "frames", "deaths")
+    __slots__ = ("call", "chunk_id", "start", "items", "frames", "deaths", "early_deaths",
+                 "started")
 
     def __init__(self, call: Any, chunk_id: int, start: int, items: list, frames: list):
         self.call = call
@@ -35,7 +40,13 @@ class Chunk:
         self.start = start
         self.items = items
         self.frames = frames
-        self.deaths = 0  # worker deaths while this chunk was running
+        self.deaths = 0        # worker deaths while this chunk was running
+        self.early_deaths = 0  # worker deaths after it was sent, before it started
+        self.started = False   # the worker said STARTED for it
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(f).nbytes for f in self.frames)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -47,10 +58,17 @@ class Chunk:
         return f"items {self.start}..{self.start + len(self.items) - 1}"
 
 
-class ChunkPlanner:
-    """Reads items from the input lazily and decides each chunk's size."""
+Profile = tuple[float, float]  # (seconds, bytes) per item, as measured
 
-    def __init__(self, items: Any, chunksize: int | None, single: bool):
+
+class ChunkPlanner:
+    """Reads items from the input lazily and decides each chunk's size.
+
+    `profile`: what an earlier call of the same function measured, so a repeated map
+    starts with well-sized chunks instead of probing one item at a time."""
+
+    def __init__(self, items: Any, chunksize: int | None, single: bool,
+                 profile: Profile | None = None):
         try:
             self.total: int | None = len(items)
         except TypeError:
@@ -58,29 +76,36 @@ class ChunkPlanner:
         self._source: Iterator[Any] = iter(items)
         self._fixed = 1 if single else chunksize
         self._grow = 1
-        self._item_seconds: float | None = None
+        self._items = self._seconds = self._bytes = 0.0  # sums over measured chunks
+        self.profile = profile
         self.taken = 0          # items read from the input so far
         self.exhausted = False
 
-    def measured(self, items: int, seconds: float) -> None:
-        """Learn the time per item from a finished chunk (a running mean, weighted to now)."""
+    def measured(self, items: int, seconds: float, nbytes: int) -> None:
+        """Learn from a finished chunk. Sums, not a mean of chunks, so large chunks (whose
+        fixed per-call costs are spread thin) count for more than a one-item probe."""
         if items:
-            per_item = seconds / items
-            old = self._item_seconds
-            self._item_seconds = per_item if old is None else (old + per_item) / 2
+            self._items += items
+            self._seconds += seconds
+            # Without the fixed cost of a message, which says nothing about the items.
+            self._bytes += max(nbytes - MESSAGE_OVERHEAD, 0)
+            self.profile = (self._seconds / self._items, self._bytes / self._items)
 
     def size(self, workers: int) -> int:
         if self._fixed:
             return self._fixed
-        floor = 1
-        if self._item_seconds is not None:
-            floor = int(TARGET_SECONDS / max(self._item_seconds, 1e-9))
+        if self.profile is None:
+            return 1  # probing: one item at a time until the first chunk comes back measured
+        item_seconds, item_bytes = self.profile
+        grow = self._grow
+        self._grow = min(grow * 2, MAX_CHUNK)
+        floor = int(TARGET_SECONDS / max(item_seconds, 1e-9))
         if self.total is None:
-            size = max(self._grow, floor)
-            self._grow = min(self._grow * 2, MAX_CHUNK)
-            return max(1, min(size, MAX_CHUNK))
-        remaining = self.total - self.taken
-        return max(1, math.ceil(remaining / (workers * SPLIT_FACTOR)), floor)
+            size = min(max(grow, floor), MAX_CHUNK)
+        else:
+            size = max(math.ceil((self.total - self.taken) / (workers * SPLIT_FACTOR)), floor)
+        # Large arguments or results: fewer per message, so transfers overlap the work.
+        return max(1, min(size, int(TARGET_BYTES / max(item_bytes, 1.0))))
 
     def take(self, size: int) -> tuple[int, list]:
         """The next `size` items (fewer at the end) and the index of the first.

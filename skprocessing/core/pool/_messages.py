@@ -7,6 +7,7 @@ tuples (cheap to build and to pickle), named here once:
 
     worker -> head   HELLO    (worker_id | None, pid, credits)      once, after connect()
                      RESULT   (chunk_id, values, errors, seconds)   one per chunk; +1 credit
+                     STARTED  chunk_id                              as each chunk begins
     head -> worker   FUNC     (func_id, star, skprocess, fn_frames, forget_ids)
                      TASK     (chunk_id, func_id, items)
                      STOP     None                                  finish and exit
@@ -15,17 +16,22 @@ Credit-based flow: a worker announces how many chunks it may hold (`credits`, a 
 prefetch); the head never sends more TASKs than that, and each RESULT returns one credit.
 A remote worker that joins by address speaks exactly the same messages.
 
+STARTED tells the head that the worker has the function loaded and begins the chunk: a
+per-item timeout is measured from it (not from the send, so loading and importing do not
+count), and a worker that dies before it is not charged to the chunk's items.
+
 `errors` is None (the common case) or {offset in chunk: packed error}; see `pack_error`.
+A RESULT with chunk_id None says the worker could not even load the TASK it got next;
+its `errors` is then one packed error for the whole chunk.
 """
 
 from __future__ import annotations
 
 import traceback
-from typing import Any
 
 from ...errors import ProcessError, RemoteTraceback
 
-__all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "strip_error",
+__all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "STARTED", "strip_error",
            "pack_error", "unpack_error"]
 
 HELLO = 1
@@ -34,6 +40,7 @@ FUNC = 3
 TASK = 4
 STOP = 5
 FUNCTION_BODY = 6  # the mapped callable, encoded once per call and embedded in FUNC
+STARTED = 7
 
 PackedError = tuple  # (exception | None, type name, message, traceback text)
 

@@ -25,21 +25,21 @@ import threading
 import time
 from typing import Any
 
-from ...errors import ChannelClosed, ProcessDiedError, ProcessError, ProcessTimeoutError, StateError
+from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
 from ...transports.base import Channel, ProcessHandle, Transport
 from ._call import Call
 from ._chunks import Chunk
-from ._messages import FUNC, RESULT, STOP, TASK, pack_error
+from ._dispatch import Dispatching
+from ._faults import FaultHandling
+from ._messages import RESULT, STARTED, STOP
 from ._worker import worker_main
 from ._workers import Acceptor, WorkerSlot
 
 __all__ = ["Scheduler"]
 
-BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
 
-
-class Scheduler:
+class Scheduler(Dispatching, FaultHandling):
     """Runs calls on `size` workers it starts through `transport` (and any that join)."""
 
     def __init__(self, transport: Transport, codec: Codec, size: int, credits: int):
@@ -49,6 +49,7 @@ class Scheduler:
         self.credits = credits
         self.broken: BaseException | None = None
         self._listener = transport.listen()
+        self.address = self._listener.address
         self._wake_tx, self._wake_rx = transport.pipe()
         self._commands: collections.deque[tuple] = collections.deque()
         self._wake_lock = threading.Lock()
@@ -149,18 +150,34 @@ class Scheduler:
         except ChannelClosed:
             self._lost(slot)
             return
-        kind, body = self.codec.decode(frames)
-        if kind != RESULT:
-            return  # nothing else is expected from a worker; ignore, do not die
-        chunk_id, values, errors, seconds = body
+        try:
+            kind, body = self.codec.decode(frames)
+        except DeserializationError as exc:
+            kind, body = RESULT, exc
+        if kind == STARTED:
+            if slot.inflight and slot.inflight[0].chunk_id == body:
+                running = slot.inflight[0]
+                running.started = True
+                if running.call.timeout is not None:
+                    slot.deadline = time.monotonic() + running.call.timeout
+            return
+        if kind != RESULT or not slot.inflight:
+            return  # nothing else is expected from a worker: drop it rather than die
         chunk = slot.inflight.popleft()
+        slot.credits += 1
+        slot.deadline = None
+        if isinstance(body, DeserializationError):
+            self._fail_chunk(chunk, DeserializationError(
+                f"the results of {chunk.describe()} could not be loaded: {body}"))
+            return
+        chunk_id, values, errors, seconds = body
+        if chunk_id is None:
+            self._unloadable(chunk, errors)
+            return
         if chunk.chunk_id != chunk_id:
             raise ProcessError(f"protocol error: {slot.describe()} answered chunk {chunk_id}, "
                                f"expected {chunk.chunk_id}")
-        slot.credits += 1
-        slot.deadline = None
-        chunk.call.finished(chunk, values, errors, seconds)
-        # Lost workers are replaced in _lost; a surplus of credits needs nothing here.
+        chunk.call.finished(chunk, values, errors, seconds, sum(memoryview(f).nbytes for f in frames))
 
     # -- commands ----------------------------------------------------------------------------
     def _do_submit(self, call: Call) -> None:
@@ -174,19 +191,21 @@ class Scheduler:
         call.outstanding -= len(self._requeue) - len(kept)
         self._requeue = collections.deque(kept)
         if kill:
-            for slot in self._slots.values():
+            for slot in list(self._slots.values()):  # _kill may remove a slot
                 if slot.inflight and slot.inflight[0].call is call:
                     self._kill(slot, ("cancel", None))
         call.check_done()
 
     def _do_admit(self, channel: Channel, hello: tuple) -> None:
         worker_id, pid, credits = hello
-        handle = self._starting.pop(worker_id, None)
+        handle = self._starting.get(worker_id)
         if not self._running:
             _send_quietly(channel, self.codec.encode(STOP, None))
             channel.close()
             return
+        # Into _slots before out of _starting: worker_pids() (another thread) sees it always.
         self._slots[channel] = WorkerSlot(channel, pid, max(1, int(credits)), handle)
+        self._starting.pop(worker_id, None)
         self._boot_failures = 0
 
     def _do_stop(self) -> None:
@@ -241,144 +260,7 @@ class Scheduler:
     def _start_worker(self) -> None:
         worker_id = next(self._worker_ids)
         self._starting[worker_id] = self.transport.start(
-            worker_main, self._spec, self._listener.address, self._token, worker_id, self.credits)
-
-    def _check_starting(self) -> None:
-        for worker_id, handle in list(self._starting.items()):
-            if handle.is_alive():
-                continue
-            del self._starting[worker_id]
-            self._boot_failures += 1
-            if self._boot_failures >= BOOT_FAILURES:
-                raise ProcessError(f"pool workers exit before they start working (the last "
-                                   f"exited with code {handle.exitcode}); see their stderr")
-            if self._running:
-                self._start_worker()
-
-    def _kill(self, slot: WorkerSlot, fate: tuple[str, Any]) -> None:
-        slot.fate = fate
-        slot.deadline = None
-        if slot.handle is not None:
-            slot.handle.kill()  # its channel closes; _lost() runs when the loop sees it
-        else:
-            self._lost(slot)  # a worker that joined by address: drop the connection
-
-    def _check_deadlines(self) -> None:
-        now = time.monotonic()
-        for slot in list(self._slots.values()):
-            if slot.deadline is not None and slot.deadline <= now and slot.fate is None:
-                self._kill(slot, ("timeout", slot.inflight[0]))
-
-    def _lost(self, slot: WorkerSlot) -> None:
-        """A worker's channel closed: settle what it held, start a replacement."""
-        del self._slots[slot.channel]
-        slot.channel.close()
-        if slot.handle is not None:
-            slot.handle.join(1.0)  # for its exit code in the error message
-        if slot.inflight:
-            running, *queued = slot.inflight
-            for chunk in reversed(queued):  # never started: back to the front, no penalty
-                self._requeue_or_drop(chunk)
-            self._settle_running(running, slot)
-        if self._running and slot.handle is not None:
-            self._start_worker()
-
-    def _requeue_or_drop(self, chunk: Chunk) -> None:
-        if chunk.call.cancelled:
-            chunk.call.outstanding -= 1
-            chunk.call.check_done()
-        else:
-            self._requeue.appendleft(chunk)
-
-    def _settle_running(self, chunk: Chunk, slot: WorkerSlot) -> None:
-        call = chunk.call
-        fate = slot.fate[0] if slot.fate else None
-        if call.cancelled:
-            self._drop(chunk)
-        elif fate == "timeout":
-            error = ProcessTimeoutError(
-                f"{chunk.describe()} ran over its {call.timeout:g} s timeout; its worker "
-                f"(pid {slot.pid}) was killed and replaced", section="run", timeout=call.timeout)
-            self._fail_chunk(chunk, error)
-        elif len(chunk) > 1:
-            # Which item killed it is unknown: run each alone, so the next death names one.
-            call.outstanding -= 1
-            for offset in reversed(range(len(chunk))):
-                item = chunk.items[offset]
-                chunk_id = next(self._chunk_ids)
-                frames = self.codec.encode(TASK, (chunk_id, call.call_id, [item]))
-                single = Chunk(call, chunk_id, chunk.start + offset, [item], frames)
-                call.outstanding += 1
-                self._requeue.appendleft(single)
-        else:
-            chunk.deaths += 1
-            if chunk.deaths > call.retries:
-                times = f" ({chunk.deaths} attempts)" if chunk.deaths > 1 else ""
-                self._fail_chunk(chunk, ProcessDiedError(
-                    f"{chunk.describe()} of {call.name} did not finish: {slot.describe()} "
-                    f"while running it{times}", exitcode=slot.handle and slot.handle.exitcode))
-            else:
-                self._requeue.appendleft(chunk)
-
-    def _drop(self, chunk: Chunk) -> None:
-        chunk.call.outstanding -= 1
-        chunk.call.check_done()
-
-    def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
-        packed = pack_error(error, "")
-        chunk.call.finished(chunk, [None] * len(chunk), dict.fromkeys(range(len(chunk)), packed), 0.0)
-
-    # -- dispatch ----------------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        self._calls = [c for c in self._calls if not (c.cancelled or c.done or c.planner.exhausted)]
-        if not self._running or not (self._calls or self._requeue):
-            return
-        sent = True
-        while sent:  # one chunk per worker per round, so work spreads evenly
-            sent = False
-            for slot in list(self._slots.values()):
-                if slot.credits > 0 and not slot.timed and slot.fate is None:
-                    chunk = self._next_chunk(idle=not slot.inflight)
-                    if chunk is not None:
-                        self._send(slot, chunk)
-                        sent = True
-
-    def _next_chunk(self, idle: bool) -> Chunk | None:
-        # A chunk with a per-item timeout goes only to an idle worker, so the clock that
-        # starts when it is sent measures that item alone.
-        for index, chunk in enumerate(self._requeue):
-            if chunk.call.timeout is None or idle:
-                del self._requeue[index]
-                return chunk
-        for call in self._calls:
-            if (call.timeout is None or idle) and call.wants_more():
-                try:
-                    chunks = call.next_chunks(self.codec, self.size, self._chunk_ids.__next__)
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-                    continue
-                if chunks:
-                    self._requeue.extendleft(reversed(chunks[1:]))
-                    return chunks[0]
-        return None
-
-    def _send(self, slot: WorkerSlot, chunk: Chunk) -> None:
-        call = chunk.call
-        slot.inflight.append(chunk)
-        slot.credits -= 1
-        try:
-            if call.call_id not in slot.functions:
-                forget = [cid for cid in slot.functions if cid not in {c.call_id for c in self._calls}]
-                slot.channel.send(self.codec.encode(
-                    FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
-                slot.functions.difference_update(forget)
-                slot.functions.add(call.call_id)
-            slot.channel.send(chunk.frames)
-        except ChannelClosed:
-            self._lost(slot)
-            return
-        if call.timeout is not None:
-            slot.deadline = time.monotonic() + call.timeout
+            worker_main, self._spec, self.address, self._token, worker_id, self.credits)
 
 
 def _send_quietly(channel: Channel, frames: list) -> None:

@@ -21,11 +21,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import ChannelClosed, ProcessError, SerializationError
+from ...errors import ChannelClosed, DeserializationError, ProcessError, SerializationError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Counter, Flag, Frames
-from ._messages import FUNC, HELLO, RESULT, STOP, TASK, pack_error, strip_error
+from ._messages import FUNC, HELLO, RESULT, STARTED, STOP, TASK, pack_error, strip_error
 
 __all__ = ["worker_main", "serve"]
 
@@ -58,11 +58,19 @@ def serve(channel: Channel, codec: Codec) -> None:
         frames = inbox.get()
         if frames is None:
             return  # the head is gone
-        kind, body = codec.decode(frames)
+        try:
+            kind, body = codec.decode(frames)
+        except DeserializationError as exc:
+            # Items that pickled in the head but do not unpickle here: say so (chunk_id None
+            # means "the chunk you sent next"), and serve on.
+            channel.send(codec.encode(RESULT, (None, [], pack_error(exc), 0.0)))
+            continue
         if kind == TASK:
             chunk_id, func_id, items = body
+            fn = functions[func_id]
+            channel.send(codec.encode(STARTED, chunk_id))  # see _messages: STARTED
             began = time.perf_counter()
-            values, errors = run_chunk(functions[func_id], items)
+            values, errors = run_chunk(fn, items)
             elapsed = time.perf_counter() - began
             channel.send(encode_result(codec, chunk_id, values, errors, elapsed))
         elif kind == FUNC:
@@ -114,6 +122,11 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
                   elapsed: float) -> list:
     """RESULT frames; a value or error that will not serialize is replaced, per item, by
     a SerializationError that names the item's offset and the failing path."""
+    if errors:
+        # Exceptions are the usual objects that pickle but do not unpickle (a custom
+        # __init__): make sure each one round-trips, or send its text alone.
+        errors = {offset: packed if _round_trips(codec, packed[0]) else strip_error(packed)
+                  for offset, packed in errors.items()}
     try:
         return codec.encode(RESULT, (chunk_id, values, errors, elapsed))
     except SerializationError:
@@ -122,8 +135,6 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
     dumps = codec.serializer.dumps
     for offset, value in enumerate(values):
         if offset in errors:
-            if not _fits(dumps, errors[offset][0]):
-                errors[offset] = strip_error(errors[offset])
             continue
         try:
             dumps(value)
@@ -135,9 +146,9 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
     return codec.encode(RESULT, (chunk_id, values, errors, elapsed))
 
 
-def _fits(dumps: Callable[[Any], Any], obj: Any) -> bool:
+def _round_trips(codec: Codec, obj: Any) -> bool:
     try:
-        dumps(obj)
+        codec.serializer.loads(codec.serializer.dumps(obj))
         return True
     except Exception:
         return False
@@ -194,8 +205,7 @@ class _SkprocessRunner:
 
     def __call__(self, *args: Any) -> Any:
         process = self._cls(*args)
-        cell = _Cell()
-        value = self._lifecycle(process, cell, cell).run()
+        value = self._lifecycle(process, _Cell(), _Cell()).run()  # a stop flag, a run counter
         if isinstance(value, BaseException) and value is process.error:
             raise value  # lives exhausted and no __error__ handler: the error is the outcome
         return value

@@ -41,7 +41,7 @@ class WorkerSlot:
     @property
     def timed(self) -> bool:
         """True while it runs an item that has a per-item timeout (it gets nothing else)."""
-        return self.deadline is not None
+        return any(chunk.call.timeout is not None for chunk in self.inflight)
 
     def describe(self) -> str:
         how = ""

@@ -26,13 +26,17 @@ from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Transport
 from ..modifiers import modifiable
+from ..process import Skprocess
 from ._call import Call
-from ._chunks import MAX_CHUNK
+from ._chunks import MAX_CHUNK, Profile
 from ._messages import FUNCTION_BODY
 from ._results import ResultIterator, collect
 from ._scheduler import Scheduler
 
 __all__ = ["Pool", "PoolState"]
+
+_LISTS = ("map", "unordered_map")  # the modes that return a list, not an iterator
+_PROFILES = 64                     # functions whose measured cost per item is remembered
 
 
 class PoolState(enum.Enum):
@@ -55,7 +59,8 @@ class _Maps:
 
         `chunksize`: items sent per message (default: automatic). `timeout`: seconds per
         item; an item that runs over fails with `ProcessTimeoutError` and its worker is
-        replaced. `retries`: how often an item whose worker died is tried again.
+        replaced (items are then sent one at a time, whatever `chunksize` says).
+        `retries`: how often an item whose worker died is tried again.
         Raises the first task error to arrive (its type, with the worker's traceback as
         `__cause__`), `ProcessDiedError` for an item whose worker died, `SerializationError`
         naming the item, `ResultTimeoutError` from `.timeout(s)` (the whole call), and
@@ -106,12 +111,20 @@ class Pool(_Maps):
     `timeout` (per item), `retries`: defaults for every map. `prefetch`: chunks a worker
     may hold at once (its credits). Context manager: `close()` on a normal exit,
     `terminate()` on an exception.
+
+    Two kinds of time limit: `timeout=` is per item (the item fails with
+    `ProcessTimeoutError`, its worker is replaced, the other items go on); the
+    `.timeout(s)` modifier limits the whole call (for an iterator, the whole iteration)
+    and raises `ResultTimeoutError`, cancelling what is left of the call.
+
+    Raises `StateError` from every map once closed or terminated.
     """
 
     def __init__(self, workers: int | None = None, *, transport: str | Transport | None = None,
                  serializer: Any = None, chunksize: int | None = None,
                  timeout: float | None = None, retries: int = 0, prefetch: int = 2):
-        workers = os.cpu_count() or 1 if workers is None else workers
+        if workers is None:
+            workers = os.cpu_count() or 1
         _positive_int("workers", workers)
         _positive_int("prefetch", prefetch)
         _check_options(chunksize, timeout, retries)
@@ -122,6 +135,7 @@ class Pool(_Maps):
         self._state = PoolState.OPEN
         self._lock = threading.Lock()
         self._calls: set[Call] = set()
+        self._profiles: dict[int, Profile] = {}  # measured cost per item, by function
         self._ids = itertools.count(1)
         self.workers = workers
         self._scheduler = Scheduler(get_transport(transport), self._codec, workers, prefetch)
@@ -133,6 +147,12 @@ class Pool(_Maps):
     @property
     def state(self) -> PoolState:
         return self._state
+
+    @property
+    def address(self) -> str:
+        """Where workers connect to ask for work; a worker started elsewhere may join here
+        (`_worker.worker_main(transport, address, codec token, None, credits)`)."""
+        return self._scheduler.address
 
     @property
     def worker_pids(self) -> list[int]:
@@ -149,12 +169,16 @@ class Pool(_Maps):
             if self._state is not PoolState.OPEN:
                 return
             self._state = PoolState.CLOSED
-        for call in list(self._calls):
-            while not call.wait_done(0.05):
-                if call.blocked:
-                    self._cancel(call, kill=False)
-                    call.fail(StateError("the pool was closed before this imap was read to the end"))
-        self._scheduler.stop(timeout)
+        try:
+            for call in list(self._calls):
+                while not call.wait_done(0.05):
+                    if call.blocked:
+                        self._cancel(call, kill=False)
+                        call.fail(StateError("the pool was closed before this imap was read to the end"))
+            self._scheduler.stop(timeout)
+        except BaseException:  # Ctrl-C while closing: do not leave workers behind
+            self.terminate()
+            raise
 
     def terminate(self) -> None:
         """Kill the workers now; maps still running raise `StateError`."""
@@ -174,12 +198,15 @@ class Pool(_Maps):
             self.terminate()
 
     def __del__(self) -> None:
-        if getattr(self, "_state", None) is PoolState.OPEN:
+        if getattr(self, "_state", None) is PoolState.OPEN and hasattr(self, "_scheduler"):
             self._state = PoolState.TERMINATED
             self._scheduler.stop(0.0, terminate=True)
 
     def __repr__(self) -> str:
         return f"<Pool workers={self.workers} {self._state.value}>"
+
+    def __reduce__(self):
+        raise TypeError("a Pool cannot be sent to another process; create one there instead")
 
     # -- internals ---------------------------------------------------------------------------
     def _run(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
@@ -187,7 +214,7 @@ class Pool(_Maps):
              seconds: float | None) -> Any:
         call = self._submit(mode, star, fn, items, chunksize, timeout, retries)
         ordered = not mode.startswith("unordered")
-        if mode.endswith("map") and not mode.endswith("imap"):
+        if mode in _LISTS:
             return collect(self, call, ordered, seconds)
         return ResultIterator(self, call, ordered, seconds)
 
@@ -204,22 +231,25 @@ class Pool(_Maps):
         retries = default_retries if retries is None else retries
         _check_options(chunksize, timeout, retries)
         try:
-            function = self._codec.encode(FUNCTION_BODY, fn)  # once per call, not per item
+            # Once per call, not per item; as bytes, since FUNC messages embed it.
+            function = [bytes(f) for f in self._codec.encode(FUNCTION_BODY, fn)]
         except SerializationError as exc:
             raise SerializationError(f"{name}: the callable could not be serialized: {exc}",
                                      path=exc.path, type_name=exc.type_name) from exc
-        from ..process import Skprocess
         skprocess = isinstance(fn, type) and issubclass(fn, Skprocess)
-        window = None if mode.endswith("map") and not mode.endswith("imap") else \
-            self.workers * self._scheduler.credits * MAX_CHUNK * 2
+        # An iterator reads the input at most this far ahead of its reader (bounded memory);
+        # a list needs every result anyway.
+        window = None if mode in _LISTS else self.workers * self._scheduler.credits * MAX_CHUNK * 2
         with self._lock:
             if self._state is not PoolState.OPEN:
                 raise StateError(f"{name}(): the pool is {self._state.value}; create a new Pool")
             if self._scheduler.broken is not None:
                 raise StateError(f"{name}(): the pool is broken: {self._scheduler.broken}")
+            key = hash(tuple(function))
             call = Call(next(self._ids), function, items, star=star, skprocess=skprocess,
                         chunksize=chunksize, timeout=timeout, retries=retries, window=window,
-                        name=name)
+                        name=name, profile=self._profiles.get(key))
+            call.profile_key = key
             self._calls.add(call)
         self._scheduler.submit(call)
         return call
@@ -228,7 +258,15 @@ class Pool(_Maps):
         self._scheduler.cancel(call, kill)
 
     def _forget(self, call: Call) -> None:
-        self._calls.discard(call)
+        profile = call.planner.profile
+        with self._lock:
+            self._calls.discard(call)
+            if profile is not None:
+                # Remembered for the next map of the same function (a few, oldest dropped).
+                self._profiles.pop(call.profile_key, None)
+                self._profiles[call.profile_key] = profile
+                while len(self._profiles) > _PROFILES:
+                    del self._profiles[next(iter(self._profiles))]
 
 
 def _positive_int(name: str, value: Any) -> None:

@@ -1,9 +1,13 @@
 """The ZeroMQ transport: channels between hosts, signed, heartbeated, over pyzmq.
 
-    transport.py   ZmqTransport (URLs and options), ZmqListener
-    channel.py     ZmqChannel, PipeEnd, Inbox
+    transport.py   ZmqTransport: URLs and options, pipe/start/wait, what crosses hosts
+    listener.py    ZmqListener (a ROUTER; one channel per peer), address helpers
+    channel.py     ZmqChannel, PipeEnd (a pipe end that travels by address)
+    inbox.py       Inbox: the reactor-to-user handoff, waited on without syscalls
     reactor.py     the one I/O thread per process that owns every socket
-    protocol.py    message kinds, envelope, signing and sequence rules (the wire protocol)
+    inbound.py     the checks every received message passes, in order
+    ports.py       a socket and its sessions; the socket options and why
+    protocol.py    the wire protocol: message kinds, envelope, signing, sequence, heartbeats
     heartbeat.py   Liveness settings and the per-session Link
     security.py    keys, HMAC signer, replay guard, bind policy, CurveZMQ
     agent.py       `python -m skprocessing worker URL`: a worker host joining a head

@@ -83,8 +83,9 @@ class Agent:
                 continue
             delay = 0.2
             self.sessions += 1
-            log.info("joined the head at %s (session %d, %d worker processes, host %s, pid %d)",
-                     self.address, self.sessions, self.workers, socket.gethostname(), os.getpid())
+            log.info("joined the head at %s (session %d, host %s, pid %d; --workers %d is "
+                     "for the pool integration, not yet running workers)",
+                     self.address, self.sessions, socket.gethostname(), os.getpid(), self.workers)
             self._hold(channel)
             last_contact = time.monotonic()
         return 0

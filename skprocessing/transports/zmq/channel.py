@@ -6,93 +6,23 @@
   hub, claiming a one-time ticket) on first use in whatever process uses it, so it can be
   passed to `Transport.start()` by address rather than by file descriptor.
 
-Incoming messages wait in an `Inbox`: a deque plus an eventfd that is readable exactly
-while the deque is non-empty or the channel is closed, so `fileno()` works with
-`select` like a socket does.
+Incoming messages wait in an `Inbox` (see `inbox.py`); `fileno()` gives an eventfd that
+is readable exactly while a message or a close is waiting, for `select`.
 """
 
 from __future__ import annotations
 
-import os
-import select
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
 from ..base import Buffer, Channel, Frames
+from .inbox import Inbox
 from .protocol import DATA
 
-__all__ = ["Inbox", "ZmqChannel", "PipeEnd"]
-
-
-class Inbox:
-    """Messages (or accepted channels) handed over by the reactor thread."""
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.why: str | None = None  # set once closed
-
-    def put(self, item: Any) -> None:
-        with self._lock:
-            if not self._items and self.why is None:
-                os.eventfd_write(self._fd, 1)
-            self._items.append(item)
-
-    def close(self, why: str) -> None:
-        with self._lock:
-            if self.why is None:
-                self.why = why
-                if not self._items:
-                    os.eventfd_write(self._fd, 1)
-
-    def ready(self) -> bool:
-        return bool(self._items) or self.why is not None
-
-    def get(self, timeout: float | None) -> Any:
-        """The next item; None on timeout; `ChannelClosed` once closed and empty."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if self._items:
-                    item = self._items.popleft()
-                    if not self._items and self.why is None:
-                        _drain(self._fd)
-                    return item
-                if self.why is not None:
-                    raise ChannelClosed(self.why)
-            if deadline is None:
-                select.select([self._fd], [], [])
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            select.select([self._fd], [], [], remaining)
-
-    def wait(self, timeout: float | None) -> bool:
-        if self.ready():
-            return True
-        return bool(select.select([self._fd], [], [], timeout)[0])
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def __del__(self) -> None:
-        try:
-            os.close(self._fd)
-        except (AttributeError, OSError):
-            pass
-
-
-def _drain(fd: int) -> None:
-    try:
-        os.eventfd_read(fd)
-    except BlockingIOError:
-        pass
+__all__ = ["ZmqChannel", "PipeEnd"]
 
 
 class ZmqChannel(Channel):
@@ -252,6 +182,10 @@ class PipeEnd(Channel):
 
     def ready(self) -> bool:
         return self._open().ready()
+
+    @property
+    def _inbox(self) -> Inbox:
+        return self._open()._inbox
 
     def fileno(self) -> int:
         return self._open().fileno()

@@ -10,7 +10,9 @@ URLs (registered schemes `tcp`, `ipc`, `inproc`, `zmq`):
     zmq://                    the backend with default (ipc) addresses
 
 Options, as URL query parameters or keyword arguments (keywords win):
-    key / key_file     the shared signing key (else `SKPROCESSING_KEY`); required beyond loopback
+    key / key_file     the shared signing key (else `SKPROCESSING_KEY`); required beyond
+                       loopback. Without one, messages are signed with a random key of this
+                       process, which only processes started by `start()` inherit.
     curve=1            CurveZMQ encryption as well (needs a key)
     heartbeat=1.0      seconds of idle before a PING
     dead_after=4.0     seconds of silence before a peer is declared dead (`ChannelClosed`)
@@ -21,17 +23,19 @@ Options, as URL query parameters or keyword arguments (keywords win):
 What crosses hosts and what does not: channels from `listen`/`connect` work between
 hosts. `pipe()`, `flag()`, `counter()` and `start()` are for processes on this machine:
 `start()` uses the local launcher; a pipe's second end travels to the child by address
-(an `ipc://` hub with a per-transport key) and connects there; flags and counters are
-shared-memory cells like the local transport's.
+(an `ipc://` hub in a private directory, signed with this transport's key) and connects
+there on first use; flags and counters are shared-memory cells like the local transport's.
+
+Channels follow `base.Channel`, plus: `send()` may return before the bytes are on the
+wire (do not modify a sent frame); frames of 64 KiB or more arrive as zero-copy
+`memoryview`s, smaller ones as `bytes`; a peer is "gone" after a BYE, a lost sequence
+number, an unreachable route, or `dead_after` seconds of silence.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import select
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,19 +44,21 @@ from urllib.parse import parse_qsl
 
 import zmq
 
-from ...errors import ChannelClosed, TransportError
+from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Channel, Counter, Flag, Listener, Transport
+from ..base import Channel, Counter, Flag, Transport
 from ..local import SharedCell
-from .channel import Inbox, PipeEnd, ZmqChannel
+from .channel import PipeEnd, ZmqChannel
+from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
-from .reactor import Port, get_reactor, shutdown_reactor
+from .listener import ZmqListener, fixed_address, fresh_address, remove_dir, remove_private_dirs
+from .ports import Port
+from .reactor import get_reactor, shutdown_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
 __all__ = ["ZmqTransport", "ZmqListener", "launching", "rebuild_pipe_end"]
 
-_names = itertools.count()
 _FLOATS = ("heartbeat", "dead_after", "connect_timeout", "linger")
 _launch = threading.local()
 
@@ -60,52 +66,6 @@ _launch = threading.local()
 def launching() -> bool:
     """True while `ZmqTransport.start()` pickles a child's arguments in this thread."""
     return getattr(_launch, "active", False)
-
-
-class ZmqListener(Listener):
-    """A bound ROUTER; `accept()` returns one `ZmqChannel` per peer that completed the
-    handshake. Closing it stops new peers; channels already accepted stay open (the
-    socket closes with the last of them). `stats` counts dropped messages by reason."""
-
-    def __init__(self, transport: ZmqTransport, port: Port, cleanup: str | None):
-        self.address = port.endpoint
-        self._transport = transport
-        self._port = port
-        self._inbox = Inbox()
-        self._cleanup = cleanup
-        port.accept = self._inbox.put
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return dict(self._port.stats)
-
-    def accept(self, timeout: float | None = None) -> Channel | None:
-        try:
-            return self._inbox.get(timeout)
-        except ChannelClosed:
-            raise TransportError(f"the listener at {self.address} is closed") from None
-
-    def ready(self) -> bool:
-        return self._inbox.ready()
-
-    def close(self) -> None:
-        if self._inbox.why is not None:
-            return
-        self._inbox.close("closed")
-        port = self._port
-        reactor = get_reactor()
-
-        def stop_accepting() -> None:
-            port.accept = None
-            port.keep_open = False
-            if not port.links:
-                reactor.close_port(port)
-        reactor.call(stop_accepting)
-        if self._cleanup:
-            shutil.rmtree(self._cleanup, ignore_errors=True)
-
-    def fileno(self) -> int:
-        return self._inbox.fileno()
 
 
 class ZmqTransport(Transport):
@@ -128,7 +88,7 @@ class ZmqTransport(Transport):
             raise ValueError(f"unknown option(s) {sorted(unknown)} in {url!r}")
         self.url = url
         self.scheme, _, rest = base.partition("://")
-        self.address = _fixed_address(self.scheme, rest)
+        self.address = fixed_address(self.scheme, rest)
         self._host = (rest.rpartition(":")[0] if ":" in rest else rest) if self.scheme == "tcp" else None
         self._key_from_arg = bool(key)
         self._key = load_key(key, opts.get("key_file"))
@@ -155,14 +115,21 @@ class ZmqTransport(Transport):
         if address is None:
             address = self.address
         if address is None:
-            address, cleanup = _fresh_address(self.scheme, self._host)
+            address, cleanup = fresh_address(self.scheme, self._host)
         check_reach(address, self._key, "bind")
-        try:
-            port = get_reactor().call(get_reactor().open_port, zmq.ROUTER, address, self._signer,
-                                      self.liveness, self._socket_options(self._key))
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot listen at {address}: {exc}") from exc
-        return ZmqListener(self, port, cleanup)
+        reactor = get_reactor()
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                port = reactor.call(reactor.open_port, zmq.ROUTER, address, self._signer,
+                                    self.liveness, self._socket_options(self._key))
+                return ZmqListener(self, port, cleanup)
+            except zmq.ZMQError as exc:
+                # ZeroMQ releases a closed socket's port a moment later (in its I/O
+                # thread), so re-binding just after a close may need a few tries.
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise TransportError(f"cannot listen at {address}: {exc}") from exc
+                time.sleep(0.02)
 
     def connect(self, address: str, timeout: float | None = None) -> ZmqChannel:
         check_reach(address, self._key, "connect")
@@ -211,7 +178,7 @@ class ZmqTransport(Transport):
     def _ensure_hub(self) -> Port:
         with self._lock:
             if self._hub is None or self._hub.sock.closed or self._hub_pid != os.getpid():
-                address, self._hub_dir = _fresh_address("ipc")
+                address, self._hub_dir = fresh_address("ipc")
                 reactor = get_reactor()
                 # The hub stays on ipc: pipes join processes on this host only.
                 self._hub = reactor.call(reactor.open_port, zmq.ROUTER, address, self._pipe_signer,
@@ -265,10 +232,17 @@ class ZmqTransport(Transport):
             _launch.active = False
 
     def wait(self, channels: Sequence[Any], timeout: float | None = None) -> list[Any]:
-        """Channels (or listeners) among `channels` with something to read or a close."""
+        """Channels (or listeners) among `channels` with something to read or a close.
+
+        Ours are waited on without a syscall per message (see `inbox.py`); a list that
+        mixes in other transports' channels falls back to `select` on `fileno()`."""
         ready = [c for c in channels if _ready(c)]
         if ready or timeout == 0:
             return ready
+        inboxes = [getattr(c, "_inbox", None) for c in channels]
+        if all(isinstance(box, Inbox) for box in inboxes):
+            wait_any(inboxes, timeout)  # type: ignore[arg-type]
+            return [c for c in channels if _ready(c)]
         readable, _, _ = select.select(channels, [], [], timeout)
         return [c for c in channels if c in readable or _ready(c)]
 
@@ -281,7 +255,7 @@ class ZmqTransport(Transport):
             except Exception:
                 pass
         if self._hub_dir:
-            shutil.rmtree(self._hub_dir, ignore_errors=True)
+            remove_dir(self._hub_dir)
             self._hub_dir = None
 
     def __reduce__(self):
@@ -297,7 +271,9 @@ class ZmqTransport(Transport):
 
 
 def _ready(obj: Any) -> bool:
-    ready = getattr(obj, "ready", None)
+    # `ready` on ours; `buffered` on a local SocketChannel (data already read, which
+    # select() would not report) when a caller mixes transports.
+    ready = getattr(obj, "ready", None) or getattr(obj, "buffered", None)
     return bool(ready and ready())
 
 
@@ -316,6 +292,7 @@ def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
         entry(*args)
     finally:
         shutdown_reactor()  # deliver what was sent before the launcher's os._exit
+        remove_private_dirs()  # os._exit runs no atexit handlers
 
 
 def _rebuild_transport(url: str, key: bytes | None, pipe_key: bytes) -> ZmqTransport:
@@ -326,23 +303,3 @@ def rebuild_pipe_end(address: str, ticket: bytes, pipe_key: bytes, options: dict
     query = "&".join(f"{k}={v}" for k, v in options.items())
     transport = ZmqTransport("zmq://" + (f"?{query}" if query else ""), _pipe_key=pipe_key)
     return PipeEnd(transport, address, ticket)
-
-
-def _fixed_address(scheme: str, rest: str) -> str | None:
-    """The address a URL names, or None when listen() should pick a fresh one."""
-    if scheme == "tcp":
-        host, _, port = rest.rpartition(":")
-        return f"tcp://{rest}" if host and port not in ("", "0", "*") else None
-    if scheme in ("ipc", "inproc") and rest:
-        return f"{scheme}://{rest}"
-    return None
-
-
-def _fresh_address(scheme: str, host: str | None = None) -> tuple[str, str | None]:
-    """(address, private directory to remove later or None)."""
-    if scheme == "tcp":
-        return f"tcp://{host or '127.0.0.1'}:*", None
-    if scheme == "inproc":
-        return f"inproc://skprocessing-{os.getpid()}-{next(_names)}", None
-    directory = tempfile.mkdtemp(prefix="skp-")  # mode 0700: only this user can connect
-    return f"ipc://{directory}/s", directory

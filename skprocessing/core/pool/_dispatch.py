@@ -1,0 +1,93 @@
+"""Dispatch: which chunk goes to which worker, and how it is sent.
+
+Each round gives every worker with a free credit one chunk, until no worker has credit
+or no work is left, so work spreads evenly. Chunks come from the retry queue first (work
+a lost worker held), then from the calls in submission order, cut lazily as workers can
+take them. A worker receives a call's function (FUNC) once, before its first chunk of
+that call, and is told then which old functions it may forget.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from typing import Any
+
+from ...errors import ChannelClosed
+from ...serializers.codec import Codec
+from ...transports.base import Channel
+from ._call import Call
+from ._chunks import Chunk
+from ._messages import FUNC
+from ._workers import WorkerSlot
+
+__all__ = ["Dispatching"]
+
+
+class Dispatching:
+    """Mixed into `Scheduler`; runs on the scheduler thread only."""
+
+    codec: Codec
+    size: int
+    _running: bool
+    _calls: list[Call]
+    _slots: dict[Channel, WorkerSlot]
+    _requeue: collections.deque[Chunk]
+    _chunk_ids: Iterator[int]
+
+    _lost: Any  # FaultHandling._lost: settle a worker whose channel closed
+
+    def _dispatch(self) -> None:
+        self._calls = [c for c in self._calls if not (c.cancelled or c.done or c.planner.exhausted)]
+        if not self._running or not (self._calls or self._requeue):
+            return
+        sent = True
+        while sent:  # one chunk per worker per round, so work spreads evenly
+            sent = False
+            for slot in list(self._slots.values()):
+                if slot.credits > 0 and not slot.timed and slot.fate is None:
+                    chunk = self._next_chunk(idle=not slot.inflight)
+                    if chunk is not None:
+                        self._send(slot, chunk)
+                        sent = True
+
+    def _next_chunk(self, idle: bool) -> Chunk | None:
+        # A chunk with a per-item timeout goes only to an idle worker (and nothing goes
+        # behind it), so it starts at once and a kill for its timeout costs no other item.
+        index = 0
+        while index < len(self._requeue):  # almost always settled at index 0
+            chunk = self._requeue[index]
+            if chunk.call.cancelled or chunk.call.timeout is None or idle:
+                del self._requeue[index]
+                if not chunk.call.cancelled:
+                    return chunk
+                chunk.call.outstanding -= 1
+                chunk.call.check_done()
+                continue
+            index += 1
+        for call in self._calls:
+            if (call.timeout is None or idle) and call.wants_more():
+                try:
+                    chunks = call.next_chunks(self.codec, self.size, self._chunk_ids.__next__)
+                except Exception as exc:  # the caller's iterator raised: the call fails with it
+                    call.fail(exc)
+                    continue
+                if chunks:
+                    self._requeue.extendleft(reversed(chunks[1:]))
+                    return chunks[0]
+        return None
+
+    def _send(self, slot: WorkerSlot, chunk: Chunk) -> None:
+        call = chunk.call
+        slot.inflight.append(chunk)
+        slot.credits -= 1
+        try:
+            if call.call_id not in slot.functions:
+                forget = [cid for cid in slot.functions if cid not in {c.call_id for c in self._calls}]
+                slot.channel.send(self.codec.encode(
+                    FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
+                slot.functions.difference_update(forget)
+                slot.functions.add(call.call_id)
+            slot.channel.send(chunk.frames)
+        except ChannelClosed:
+            self._lost(slot)

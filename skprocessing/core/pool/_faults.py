@@ -1,0 +1,163 @@
+"""What the scheduler does when a worker dies, hangs, or runs a cancelled item.
+
+A worker's in-flight chunks are ordered as it runs them, so when its channel closes the
+first is the one it was running and the rest had not started:
+
+    queued chunks     → back to the front of the retry queue, no penalty
+    running chunk     ├ its call was cancelled           → dropped
+                      ├ not STARTED yet                  → requeued, no penalty (a few times)
+                      ├ the head killed it for a timeout → ProcessTimeoutError at its item
+                      ├ several items                    → split in halves and requeued
+                      │                                    (deaths narrow it down to one item)
+                      └ one item                         → retried while deaths <= retries,
+                                                           else ProcessDiedError naming it
+    the worker        → replaced by a fresh one (if this pool started it)
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ...errors import ProcessDiedError, ProcessError, ProcessTimeoutError
+from ...serializers.codec import Codec
+from ...transports.base import Channel, ProcessHandle
+from ._chunks import Chunk
+from ._messages import TASK, pack_error
+from ._workers import WorkerSlot
+
+__all__ = ["FaultHandling", "BOOT_FAILURES"]
+
+BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
+EARLY_DEATHS = 3   # deaths before a chunk starts, after which its call gives up on it
+
+
+class FaultHandling:
+    """Mixed into `Scheduler`; runs on the scheduler thread only."""
+
+    codec: Codec
+    _slots: dict[Channel, WorkerSlot]
+    _starting: dict[int, ProcessHandle]
+    _requeue: collections.deque[Chunk]
+    _running: bool
+    _boot_failures: int
+    _chunk_ids: Iterator[int]
+    _acceptor: threading.Thread
+
+    _start_worker: Any  # Scheduler._start_worker: start one more local worker
+
+    def _check_starting(self) -> None:
+        if self._starting and not self._acceptor.is_alive():
+            raise ProcessError("the pool's listener failed: no worker can join any more")
+        for worker_id, handle in list(self._starting.items()):
+            if handle.is_alive():
+                continue
+            del self._starting[worker_id]
+            self._boot_failures += 1
+            if self._boot_failures >= BOOT_FAILURES:
+                raise ProcessError(f"pool workers exit before they start working (the last "
+                                   f"exited with code {handle.exitcode}); see their stderr")
+            if self._running:
+                self._start_worker()
+
+    def _kill(self, slot: WorkerSlot, fate: tuple[str, Any]) -> None:
+        slot.fate = fate
+        slot.deadline = None
+        if slot.handle is not None:
+            slot.handle.kill()  # its channel closes; _lost() runs when the loop sees it
+        else:
+            self._lost(slot)  # a worker that joined by address: drop the connection
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for slot in list(self._slots.values()):
+            if slot.deadline is not None and slot.deadline <= now and slot.fate is None:
+                self._kill(slot, ("timeout", slot.inflight[0]))
+
+    def _lost(self, slot: WorkerSlot) -> None:
+        """A worker's channel closed: settle what it held, start a replacement."""
+        del self._slots[slot.channel]
+        slot.channel.close()
+        if slot.handle is not None:
+            slot.handle.join(1.0)  # for its exit code in the error message
+        if self._running and slot.handle is not None:
+            self._start_worker()  # first, so a caller told of the loss sees the replacement
+        if slot.inflight:
+            running, *queued = slot.inflight
+            for chunk in reversed(queued):  # never started: back to the front, no penalty
+                self._requeue_or_drop(chunk)
+            self._settle_running(running, slot)
+
+    def _requeue_or_drop(self, chunk: Chunk) -> None:
+        if chunk.call.cancelled:
+            self._drop(chunk)
+        else:
+            self._requeue.appendleft(chunk)
+
+    def _settle_running(self, chunk: Chunk, slot: WorkerSlot) -> None:
+        call = chunk.call
+        fate = slot.fate[0] if slot.fate else None
+        if call.cancelled:
+            self._drop(chunk)
+        elif not chunk.started and fate is None:
+            self._died_before_start(chunk, slot)
+        elif fate == "timeout":
+            error = ProcessTimeoutError(
+                f"{chunk.describe()} ran over its {call.timeout:g} s timeout; its worker "
+                f"(pid {slot.pid}) was killed and replaced", section="run", timeout=call.timeout)
+            self._fail_chunk(chunk, error)
+        elif len(chunk) > 1:
+            self._split(chunk)  # which item killed it is unknown: narrow it down
+        else:
+            chunk.deaths += 1
+            if chunk.deaths > call.retries:
+                times = f" ({chunk.deaths} attempts)" if chunk.deaths > 1 else ""
+                self._fail_chunk(chunk, ProcessDiedError(
+                    f"{chunk.describe()} of {call.name} did not finish: {slot.describe()} "
+                    f"while running it{times}", exitcode=slot.handle and slot.handle.exitcode))
+            else:
+                self._requeue.appendleft(chunk)
+
+    def _died_before_start(self, chunk: Chunk, slot: WorkerSlot) -> None:
+        # Not the items' fault, as a rule (a worker killed while idle, a host lost): run
+        # them elsewhere. Unless it keeps happening: then loading the callable (or these
+        # items) is what kills workers, and the call must end rather than loop.
+        chunk.early_deaths += 1
+        if chunk.early_deaths < EARLY_DEATHS:
+            self._requeue.appendleft(chunk)
+            return
+        self._fail_chunk(chunk, ProcessDiedError(
+            f"{chunk.describe()} of {chunk.call.name} never started: {chunk.early_deaths} "
+            f"workers died before they could begin it, the last one {slot.describe()}; "
+            f"loading the callable or these items may be what kills them",
+            exitcode=slot.handle and slot.handle.exitcode))
+
+    def _unloadable(self, chunk: Chunk, packed: tuple) -> None:
+        """The worker could not load `chunk`'s items: find the item, or fail it."""
+        if len(chunk) > 1:
+            self._split(chunk)
+        else:
+            chunk.call.finished(chunk, [None], {0: packed})
+
+    def _split(self, chunk: Chunk) -> None:
+        """Requeue `chunk` as two halves, at the front, in order. Repeated, this finds the
+        one item at fault in log2(len) steps while the innocent halves simply run."""
+        call = chunk.call
+        call.outstanding -= 1
+        half = len(chunk) // 2
+        for start, items in reversed(((0, chunk.items[:half]), (half, chunk.items[half:]))):
+            chunk_id = next(self._chunk_ids)
+            frames = self.codec.encode(TASK, (chunk_id, call.call_id, items))
+            call.outstanding += 1
+            self._requeue.appendleft(Chunk(call, chunk_id, chunk.start + start, items, frames))
+
+    def _drop(self, chunk: Chunk) -> None:
+        chunk.call.outstanding -= 1
+        chunk.call.check_done()
+
+    def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
+        packed = pack_error(error, "")
+        chunk.call.finished(chunk, [None] * len(chunk), dict.fromkeys(range(len(chunk)), packed))

@@ -1,0 +1,178 @@
+"""The reactor's inbound path: every received message is checked here, in this order.
+
+    1. shape        enough frames for a signature and an envelope
+    2. signature    HMAC over prefix + envelope + payload, constant-time compare; before
+                    anything reads the envelope or the payload
+    3. envelope     msgpack, and the payload frames must match its lengths
+    4. handshake    an unknown sender may only say HELLO (fresh session, sane time,
+                    a known ticket or a listener that accepts)
+    5. sequence     not above the last: a replay, dropped; skipping one: messages were
+                    lost, the channel closes
+    6. delivery     DATA to the channel's Inbox, PING only proves life, BYE ends it
+
+A message failing 1-5 is dropped, counted in `Port.stats` under its reason, and logged
+(at most 20 lines a second per socket) with the sender's address; nothing else happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import zmq
+
+from .heartbeat import Link
+from .ports import Port, peer_address, recv_parts
+from .protocol import (BYE, DATA, HELLO, KIND_NAMES, NO_SESSION, PING, SESSION_BYTES, WELCOME,
+                       Malformed, pack_envelope, unpack_envelope)
+
+__all__ = ["Inbound", "log"]
+
+log = logging.getLogger("skprocessing.transports.zmq")
+_BATCH = 256  # messages read from one socket before looking at the others
+_SMALL = 1 << 16  # frames below this are copied to bytes; larger ones stay zero-copy
+
+
+class Inbound:
+    """Mixed into `Reactor`: reading and checking messages (reactor thread only)."""
+
+    _send: Any
+    _lose: Any
+
+    def _read(self, port: Port) -> None:
+        for _ in range(_BATCH):
+            try:
+                msg = recv_parts(port.sock)
+            except zmq.Again:
+                return
+            if port.router:
+                self._on_router_message(port, msg)
+            else:
+                self._on_dealer_message(port, msg)
+            if port.sock.closed:
+                return
+
+    def _on_router_message(self, port: Port, msg: list[zmq.Frame]) -> None:
+        rid = msg[0].bytes
+        if len(msg) < 3:
+            return self._drop(port, msg, "malformed (too few frames)")
+        link = port.links.get(rid)
+        if link is None and len(rid) != SESSION_BYTES:
+            return self._drop(port, msg, "unknown sender (no handshake)")
+        prefix = link.prefix if link is not None else rid + NO_SESSION
+        late = link is None and rid in port.ended  # e.g. a PING that crossed our BYE
+        parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late)
+        if parsed is None:
+            return
+        kind, seq, extra = parsed
+        if link is None:
+            if kind != HELLO:
+                return self._drop(port, msg, f"{KIND_NAMES[kind]} before any handshake")
+            return self._on_hello(port, msg, rid, seq, extra)
+        self._on_link_message(link, msg, kind, seq, extra)
+
+    def _on_dealer_message(self, port: Port, msg: list[zmq.Frame]) -> None:
+        link = port.links.get(b"")
+        if link is None or len(msg) < 2:
+            return self._drop(port, msg, "malformed or unexpected")
+        parsed = self._verify(port, msg, msg[0], msg[1], msg[2:], link.prefix)
+        if parsed is None:
+            return
+        kind, seq, extra = parsed
+        channel = link.channel
+        if kind == WELCOME and link.rx_seq == 0 and channel is not None and not channel.joined.is_set():
+            session = (extra or {}).get("s")
+            if not isinstance(session, bytes) or len(session) != SESSION_BYTES:
+                return self._drop(port, msg, "malformed WELCOME")
+            link.prefix = link.session + session
+            link.last_heard = time.monotonic()
+            channel._join(link)
+            return
+        self._on_link_message(link, msg, kind, seq, extra)
+
+    def _verify(self, port: Port, msg: list, signature: zmq.Frame, envelope: zmq.Frame,
+                payload: list, prefix: bytes, late: bool = False) -> tuple[int, int, dict | None] | None:
+        # The signature is checked before anything reads the envelope or the payload.
+        buffers = [f.buffer for f in payload]
+        if not port.signer.verify(signature.buffer, prefix, envelope.buffer, buffers):
+            if late:
+                port.stats["late message of an ended session"] += 1
+                return None
+            return self._drop(port, msg, "bad signature (unsigned, tampered, or a wrong key)")
+        try:
+            return unpack_envelope(envelope.buffer, buffers)
+        except Malformed as exc:
+            return self._drop(port, msg, f"malformed ({exc})")
+
+    def _on_hello(self, port: Port, msg: list, rid: bytes, seq: int, extra: dict | None) -> None:
+        extra = extra or {}
+        ticket, sent_at = extra.get("ticket"), extra.get("t")
+        if not isinstance(sent_at, (int, float)) or not isinstance(ticket, (bytes, type(None))):
+            return self._drop(port, msg, "malformed HELLO")
+        refusal = port.guard.admit(rid, float(sent_at))
+        if refusal is None and seq != 0:
+            refusal = "HELLO out of sequence"
+        if refusal is None and ticket is not None and ticket not in port.tickets:
+            refusal = "unknown or used pipe ticket"
+        if refusal is None and ticket is None and port.accept is None:
+            refusal = "this socket accepts no new connections"
+        if refusal is not None:
+            return self._drop(port, msg, refusal)
+        link = Link(self, port, rid, rid, peer_address(msg[1], rid), port.signer, port.liveness)
+        router_session = os.urandom(SESSION_BYTES)
+        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session})
+        link.handed = -1  # the WELCOME is not numbered; it does not count as outstanding
+        self._send(link, [port.signer.sign(link.prefix, welcome, ()), welcome])
+        if not link.alive:  # the peer vanished right after its HELLO (EHOSTUNREACH)
+            return
+        link.prefix = rid + router_session
+        port.links[rid] = link
+        if ticket is not None:
+            port.deadlines.pop(ticket, None)
+            port.tickets.pop(ticket)._join(link)
+        else:
+            from .channel import ZmqChannel
+            channel = ZmqChannel(self, port.hwm)
+            channel._join(link)
+            port.accept(channel)  # type: ignore[misc]
+        log.debug("session from %s on %s", link.address, port.endpoint)
+
+    def _on_link_message(self, link: Link, msg: list, kind: int, seq: int, extra: dict | None) -> None:
+        if seq <= link.rx_seq:
+            return self._drop(link.port, msg, f"replayed {KIND_NAMES[kind]} (sequence {seq} "
+                                              f"after {link.rx_seq})")
+        if seq != link.rx_seq + 1:
+            return self._lose(link, f"messages from {link.address} were lost (sequence jumped "
+                                    f"from {link.rx_seq} to {seq}, a reconnect dropped them)", True)
+        link.rx_seq = seq
+        link.last_heard = time.monotonic()
+        if kind == DATA:
+            channel = link.channel
+            if channel is not None:  # else dropped by the user; its __del__ ends the session
+                channel._deliver([f.bytes if len(f) < _SMALL else f.buffer for f in msg[_head(link):]])
+        elif kind == BYE:
+            self._lose(link, str((extra or {}).get("why", "the peer closed the channel")), False)
+        elif kind != PING:
+            self._drop(link.port, msg, f"unexpected {KIND_NAMES[kind]} in a session")
+
+    # -- ending ------------------------------------------------------------------------------
+    def _drop(self, port: Port, msg: list, reason: str) -> None:
+        rid = msg[0].bytes if port.router else b""
+        port.stats["dropped"] += 1
+        port.stats[reason.split(" (")[0]] += 1
+        now = time.monotonic()
+        since, count = port._logged
+        if now - since > 1.0:
+            since, count = now, 0
+        if count < 20:  # at most 20 lines a second per socket, whatever an attacker sends
+            log.warning("dropped a message from %s on %s: %s (%d dropped so far)",
+                        peer_address(msg[1] if port.router and len(msg) > 1 else msg[0], rid),
+                        port.endpoint, reason, port.stats["dropped"])
+        port._logged = (since, count + 1)
+        return None
+
+
+def _head(link: Link) -> int:
+    return 3 if link.port.router else 2

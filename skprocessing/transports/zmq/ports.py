@@ -1,0 +1,108 @@
+"""Sockets of the ZeroMQ transport: `Port` (one socket and its sessions) and its settings.
+
+Every socket gets explicit limits, because ZeroMQ's defaults hurt a task system:
+LINGER (how long a closing socket still delivers), send/receive high-water marks,
+ROUTER_MANDATORY (a ROUTER otherwise drops messages silently at its HWM or for a peer it
+does not know; with it the reactor gets EAGAIN or EHOSTUNREACH and acts), ROUTER_HANDOVER
+(a DEALER reconnecting under its session id takes its identity back; anything still
+queued on the old connection then arrives under a stranger's id and is dropped, and the
+sequence gap closes the channel, so nothing is lost silently), and fast reconnects.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable
+
+import zmq
+
+from .heartbeat import Link, Liveness
+from .security import SessionGuard, Signer, apply_curve
+
+__all__ = ["Port", "configure", "peer_address", "send_parts", "recv_parts"]
+
+
+class Port:
+    """One ZeroMQ socket: a ROUTER (a listener or the pipe hub) or a DEALER (a connection)."""
+
+    def __init__(self, sock: zmq.Socket, endpoint: str, signer: Signer, liveness: Liveness):
+        self.sock = sock
+        self.endpoint = endpoint
+        self.signer = signer
+        self.liveness = liveness
+        self.router = sock.type == zmq.ROUTER
+        self.links: dict[bytes, Link] = {}  # by routing id (a DEALER's one link under b"")
+        self.accept: Callable[[Any], None] | None = None  # a listener's accept queue
+        self.tickets: dict[bytes, Any] = {}  # pipe hub: ticket -> waiting channel
+        self.guard = SessionGuard()
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.ended: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.keep_open = True  # a ROUTER closes when this is False and no link is left
+        self.hwm = 1000
+        self.deadlines: dict[bytes, float] = {}  # pipe hub: ticket -> claim-by time
+        self._logged = (0.0, 0)
+
+
+def peer_address(frame: zmq.Frame, rid: bytes) -> str:
+    """Who sent `frame`, for logs: an IP address, or for ipc:// the peer's pid and uid."""
+    try:
+        host = frame.get("Peer-Address")
+    except (zmq.ZMQError, TypeError, AttributeError):
+        host = "local"
+    parts = str(host).split(":")
+    if len(parts) == 4 and parts[0] == "localhost":  # ipc: libzmq gives uid:gid:pid
+        host = f"local pid {parts[3]} (uid {parts[1]})"
+    return f"{host} (id {rid[:4].hex()})" if rid else str(host)
+
+
+def configure(sock: zmq.Socket, kind: int, liveness: Liveness, options: dict[str, Any]) -> None:
+    # Explicit limits (lessons: ROUTER drops silently at its HWM and for unknown peers).
+    sock.setsockopt(zmq.LINGER, int(options.get("linger", 1.0) * 1000))
+    sock.setsockopt(zmq.SNDHWM, options.get("hwm", 1000))
+    sock.setsockopt(zmq.RCVHWM, options.get("hwm", 1000))
+    # No ZMTP heartbeats (HEARTBEAT_IVL/TIMEOUT): libzmq stops reading a connection whose
+    # receive queue is full, PINGs included, so a slow but live receiver had its connection
+    # dropped, and the messages queued on it were lost. Liveness is the protocol's own
+    # PING/dead_after, judged from every message, which backpressure does not fool.
+    if kind == zmq.ROUTER:
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its id back
+    else:
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+    if options.get("curve_key") is not None:
+        apply_curve(sock, options["curve_key"], server=kind == zmq.ROUTER)
+
+
+# pyzmq's convenience layer builds IntFlag enums for every part (`SNDMORE | flags`) and
+# asks RCVMORE by getsockopt; on the hot path the backend methods with plain ints and
+# `Frame.more` cost a third as much. Fall back to the public API if the backend moves.
+_backend = getattr(getattr(zmq, "backend", None), "Socket", None)
+_raw_send = getattr(_backend, "send", None)
+_raw_recv = getattr(_backend, "recv", None)
+_MORE_NOBLOCK = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def send_parts(sock: zmq.Socket, parts: list[Any]) -> None:
+    """Send a multipart message without blocking (zmq.Again if the queue is full)."""
+    if _raw_send is None:
+        sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+        return
+    # The first part decides: ZeroMQ takes the rest of a multipart message once it has
+    # taken the first, so zmq.Again can only come from here.
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        _raw_send(sock, part, _MORE_NOBLOCK if i < last else _NOBLOCK, False, False)
+
+
+def recv_parts(sock: zmq.Socket) -> list[zmq.Frame]:
+    """Receive one whole multipart message as Frames (zmq.Again if none is waiting)."""
+    if _raw_recv is None:
+        return sock.recv_multipart(zmq.NOBLOCK, copy=False)
+    frame = _raw_recv(sock, _NOBLOCK, False, False)
+    parts = [frame]
+    while frame.more:
+        frame = _raw_recv(sock, 0, False, False)  # the rest is already here
+        parts.append(frame)
+    return parts
