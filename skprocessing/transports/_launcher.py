@@ -3,16 +3,23 @@
 Why: `fork` from the user's process is fast but unsafe once it has threads (a pyzmq
 context, a logging handler, a thread pool): a child can inherit a lock held by a thread
 that does not exist in it. `spawn` is safe but pays a fresh interpreter and imports per
-process. The launcher is spawned once per parent process, imports skprocessing, and from
-then on forks on request: children start at fork speed from a process that never had a
-second thread. Unlike multiprocessing's forkserver it does not re-run the user's
-`__main__` in every child; the serializer carries what the child needs.
+process. The launcher is made once per parent process and from then on forks on request:
+children start at fork speed from a process that never has a second thread. Unlike
+multiprocessing's forkserver it does not re-run the user's `__main__` in every child; the
+serializer carries what the child needs.
+
+How the launcher itself is made (`SKPROCESSING_LAUNCHER=auto|fork|spawn`, default auto):
+- fork, when the parent has exactly one OS thread at that moment (counted in
+  /proc/self/task, so C threads count too): the only state in which fork is safe, and
+  the first child starts in milliseconds. See `_ForkedLauncher` for what it cleans up.
+- spawn otherwise: a fresh interpreter that imports skprocessing and its default
+  serializer once.
 
 Protocol on the parent <-> launcher socket (the parent holds a lock around each request):
 
     parent -> launcher   header <u64 body_len, u32 n_arg_fds, u32 n_stdio_fds>
                          + SCM_RIGHTS fds [status_w, *arg_fds, *stdio_fds]
-                         body: pickle of (sys_path | None, cwd), read by the launcher,
+                         body: pickle of (sys_path | None, cwd, entry module), read by the launcher,
                          then pickle of (entry, args) with fds as persistent ids, read by the child
     launcher -> parent   <i64 pid>   (negative: -errno of a failed fork)
     launcher -> status_w <i32 exitcode> when it reaps the child, then closes status_w
@@ -25,6 +32,8 @@ a parent that exits or crashes leaves no orphans. Children die with the launcher
 from __future__ import annotations
 
 import atexit
+import gc
+import importlib
 import io
 import os
 import pickle
@@ -35,6 +44,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from ..errors import TransportError
@@ -138,13 +148,13 @@ class Launcher:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        code = ("import sys; from skprocessing.transports._launcher import serve; "
-                "serve(int(sys.argv[1]))")
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
-            start_new_session=False)
+        mode = os.environ.get(MODE_VAR, "auto")
+        if mode not in ("auto", "fork", "spawn"):
+            raise ValueError(f"{MODE_VAR} must be auto, fork or spawn, not {mode!r}")
+        if mode == "fork" or (mode == "auto" and single_threaded()):
+            self.mode, self._process = "fork", _ForkedLauncher(ours, theirs)
+        else:
+            self.mode, self._process = "spawn", _spawn_launcher(theirs)
         theirs.close()
         self._sock = ours
         self._lock = threading.Lock()
@@ -157,7 +167,7 @@ class Launcher:
         with self._lock:
             path = None if sys.path == self._sent_path else list(sys.path)
             try:
-                pickle.dump((path, os.getcwd()), body)
+                pickle.dump((path, os.getcwd(), getattr(entry, "__module__", None)), body)
                 _FdPickler(body, fds).dump((entry, args))
             except (pickle.PicklingError, TypeError, AttributeError) as exc:
                 raise TransportError(f"cannot pass these arguments to a new process: {exc}") from exc
@@ -183,12 +193,102 @@ class Launcher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the socket: the launcher kills its remaining children and exits."""
+        self._sock.close()
         try:
-            self._sock.close()
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+MODE_VAR = "SKPROCESSING_LAUNCHER"
+
+
+def single_threaded() -> bool:
+    """True when this process has exactly one OS thread (C threads included), the only
+    state in which a fork is safe."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False  # no /proc: we cannot know, so we do not fork
+
+
+def _deaden_inherited_fds(keep: int) -> None:
+    read_end, dead = os.pipe()
+    os.close(read_end)  # writes to `dead` now fail with EPIPE, reads with EBADF
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # as the spawned launcher's stdin
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in (keep, dead, null):
+            try:
+                os.dup2(dead, fd)
+            except OSError:
+                pass  # the listing's own descriptor, already closed
+    os.close(null)
+    os.close(dead)
+
+
+def _spawn_launcher(theirs: socket.socket) -> subprocess.Popen:
+    """A launcher in a fresh interpreter: safe whatever threads this process has."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = "import sys; from skprocessing.transports._launcher import serve; serve(int(sys.argv[1]))"
+    return subprocess.Popen([sys.executable, "-c", code, str(theirs.fileno())],
+                            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+
+
+class _ForkedLauncher:
+    """A launcher forked from this process while it is single-threaded: the first child
+    starts in about a millisecond instead of after a fresh interpreter's start-up.
+
+    The fork inherits the parent's objects and file descriptors. The launcher points every
+    inherited descriptor but its socket at a dead pipe: the parent's sockets, listeners and
+    files are released (a port the parent closes is free again), yet their numbers stay
+    taken, so a stale object in a child (a module-level connection) fails with EPIPE/EBADF
+    instead of writing into a channel that reused its number. It also freezes the garbage
+    collector, so no inherited object is ever finalized, and drops the user's signal handlers.
+    """
+
+    def __init__(self, ours: socket.socket, theirs: socket.socket):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()  # or the launcher's children would print it a second time
+            except (AttributeError, ValueError, OSError):
+                pass
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                gc.freeze()
+                _deaden_inherited_fds(keep=theirs.fileno())
+                for signum in signal.valid_signals():
+                    if callable(signal.getsignal(signum)):
+                        signal.signal(signum, signal.SIG_DFL)
+                serve(theirs.fileno())
+                code = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        self.pid = pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Reap the launcher (like `Popen.wait`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"launcher {self.pid}", timeout)
+            time.sleep(0.005)
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _is_open(fd: int) -> bool:
@@ -228,8 +328,10 @@ def _close_launcher() -> None:
 
 
 def _forget_launcher_in_child() -> None:
-    # A forked copy of this process must not talk on its parent's launcher socket.
-    global _launcher
+    # A forked copy of this process must not talk on its parent's launcher socket, and the
+    # lock may have been copied while held (the launcher itself is forked under it).
+    global _launcher, _launcher_lock
+    _launcher_lock = threading.Lock()
     if _launcher is not None:
         _launcher._sock.close()
         _launcher = None
@@ -294,15 +396,15 @@ def _read_request(sock: socket.socket) -> tuple | None:
     msg += _recv_exact(sock, _HEADER.size - len(msg))
     size, n_args, n_stdio = _HEADER.unpack(msg)
     body = io.BytesIO(_recv_exact(sock, size))
-    path, cwd = pickle.load(body)
+    path, cwd, entry_module = pickle.load(body)
     if path is not None:
         sys.path[:] = path  # later children inherit it
-    return body, cwd, fds[0], fds[1:1 + n_args], fds[1 + n_args:1 + n_args + n_stdio]
+    return body, cwd, entry_module, fds[0], fds[1:1 + n_args], fds[1 + n_args:1 + n_args + n_stdio]
 
 
 def _fork_child(sock: socket.socket, request: tuple, children: dict[int, int],
                 wake: tuple[int, int]) -> None:
-    body, cwd, status_w, arg_fds, stdio_fds = request
+    body, cwd, entry_module, status_w, arg_fds, stdio_fds = request
     try:
         pid = os.fork()
     except OSError as exc:
@@ -316,6 +418,18 @@ def _fork_child(sock: socket.socket, request: tuple, children: dict[int, int],
     else:
         os.close(status_w)
     sock.sendall(_PID.pack(pid))
+    _warm(entry_module)
+
+
+def _warm(module: str | None) -> None:
+    """Import our own entry modules here once, so the next child starts with them loaded.
+    Only skprocessing's: a user module could start threads at import, and the launcher must
+    stay single-threaded."""
+    if module and module.startswith("skprocessing.") and module not in sys.modules:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass  # the child imports it itself and reports any error there
 
 
 def _child_main(sock: socket.socket, body: io.BytesIO, cwd: str, arg_fds: list[int], stdio_fds: list[int],
