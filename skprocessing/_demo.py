@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from skprocessing import ProcessTimeoutError, Skprocess
+from skprocessing import Pool, ProcessTimeoutError, Skprocess
 
 
 class Squares(Skprocess):
@@ -81,6 +81,29 @@ def skprocess_tour() -> None:
         print(f"timeout:    {type(error).__name__}: {error}")
 
 
+def pool_tour() -> None:
+    print("\n== Pool ==")
+    offset = 100
+    with Pool(2) as pool:
+        print(f"map:        {pool.map(lambda x: x * x, range(8))}  (a lambda)")
+        print(f"imap:       {list(pool.imap(lambda x: x + offset, range(4)))}  (a closure)")
+        print(f"star:       {pool.star().map(pow, [(2, 10), (3, 4)])}")
+        print(f"Skprocess:  {pool.map(Squares, [2, 3])}  (one instance per item)")
+        future = pool.map.timeout(30).background()(lambda x: -x, range(3))
+        print(f"background: {future.result(timeout=30)}")
+
+
+def zmq_tour() -> None:
+    print("\n== Pool over ZeroMQ (tcp://127.0.0.1, two local worker processes) ==")
+    with Pool(2, transport="tcp://127.0.0.1:0") as pool:
+        total = sum(pool.map(lambda x: x * x, range(10_000)))
+        status = pool.status()
+        print(f"sum of squares below 10,000: {total}  (head at {status['address']}, "
+              f"{status['workers']} workers, {status['done']} items done)")
+
+
 def main(argv: list[str] | None = None) -> int:
     skprocess_tour()
+    pool_tour()
+    zmq_tour()
     return 0
