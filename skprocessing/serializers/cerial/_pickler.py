@@ -25,7 +25,8 @@ __all__ = ["CerialPickler", "dumps", "loads", "serialize", "deserialize"]
 PROTOCOL = 5
 # Scalars pickle the same with any pickler: the C function is ~5x cheaper than building one.
 # (Not str or bytes: pickle.dumps grows its buffer by reallocation, slow for big ones.)
-_SCALARS = frozenset({int, float, bool, complex, type(None)})
+# Types whose plain-pickle form is exactly what cerial would write: no pickler object needed.
+_SCALARS = frozenset({int, float, bool, complex, type(None), str, bytes, bytearray})
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
 _cloud_override = cloudpickle.Pickler.reducer_override
