@@ -9,6 +9,7 @@ nothing else; `multiprocessing`, sockets and ZeroMQ live in the backends below t
                 ├─ listen(addr)-> Listener             accept() Channels from anyone who connects
                 ├─ connect(addr) -> Channel
                 ├─ start(entry, *args) -> ProcessHandle   run entry(*args) in a new process
+                ├─ prepare()                           be ready to start (before spawning threads)
                 └─ wait(channels, timeout) -> ready channels
 
 A message is a list of byte frames (`bytes`, `bytearray` or `memoryview`), never a
@@ -180,6 +181,11 @@ class Transport(ABC):
     @abstractmethod
     def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
         """The channels among `channels` that are ready to `recv()` (empty on timeout)."""
+
+    def prepare(self) -> None:
+        """Get ready to `start()` processes. Callers that are about to start threads of
+        their own (a pool's scheduler) call it first, so a backend that forks can still do
+        so while that is safe. Idempotent; the default does nothing."""
 
     def close(self) -> None:
         """Release what the transport holds (launchers, contexts). Idempotent."""

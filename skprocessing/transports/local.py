@@ -174,6 +174,9 @@ class LocalTransport(Transport):
             raise TransportError(f"cannot connect to {address}: {exc}") from exc
         return LocalChannel(sock)
 
+    def prepare(self) -> None:
+        get_launcher()  # made now, while the caller may still be single-threaded
+
     def start(self, entry: Callable[..., Any], *args: Any) -> LaunchedProcess:
         return get_launcher().start(entry, args)
 
