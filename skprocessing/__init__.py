@@ -5,13 +5,16 @@
 
 from .core.autoreconnect import autoreconnect
 from .core.config import ProcessConfig, TimeoutConfig
+from .core.pipe import Pipe
 from .core.pool import Pool
 from .core.process import Skprocess
+from .core.share import Share
 from .core.timers import ProcessTimers, Sktimer
 from .errors import (ChannelClosed, DeserializationError, ErrorHandlerError, OnFinishError,
                      PostRunError, PreRunError, ProcessDiedError, ProcessError,
                      ProcessTimeoutError, ResultError, ResultTimeoutError, RunError,
-                     SerializationError, StateError, TransportError)
+                     PipeEndpointError, SerializationError, ShareError, StateError,
+                     TransportError)
 from .serializers import available_serializers, get_serializer, register_serializer
 from .serializers.cerial import Reconnector, deserialize, reconnect_all, serialize
 from .transports import get_transport, register_transport
@@ -19,10 +22,10 @@ from .transports import get_transport, register_transport
 __version__ = "0.1.0"
 
 __all__ = [
-    "Skprocess", "Pool", "autoreconnect", "ProcessConfig", "TimeoutConfig", "ProcessTimers", "Sktimer",
+    "Skprocess", "Pool", "Share", "Pipe", "autoreconnect", "ProcessConfig", "TimeoutConfig", "ProcessTimers", "Sktimer",
     "ProcessError", "PreRunError", "RunError", "PostRunError", "OnFinishError", "ResultError",
     "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError", "ProcessDiedError",
-    "StateError", "SerializationError", "DeserializationError", "TransportError",
+    "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError", "TransportError",
     "ChannelClosed", "register_serializer", "get_serializer", "available_serializers",
     "serialize", "deserialize", "reconnect_all", "Reconnector", "register_transport",
     "get_transport",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from skprocessing import Pool, ProcessTimeoutError, Skprocess
+from skprocessing import Pool, ProcessTimeoutError, Share, Skprocess
 
 
 class Squares(Skprocess):
@@ -93,6 +93,23 @@ def pool_tour() -> None:
         print(f"background: {future.result(timeout=30)}")
 
 
+def count_into(share: Share, item: int) -> int:
+    share.counter += 1               # atomic in the coordinator: no lost updates
+    share.squares.append(item * item)
+    return share.counter             # reads see the process's own writes
+
+
+def share_tour() -> None:
+    print("\n== Share ==")
+    with Share() as share:
+        share.counter = 0
+        share.squares = []
+        with Pool(2) as pool:
+            pool.map(lambda i: count_into(share, i), range(200))
+        print(f"counter:    {share.counter}  (200 increments from 2 worker processes)")
+        print(f"squares:    {len(share.squares)} appended, sum {sum(share.squares)}")
+
+
 def zmq_tour() -> None:
     print("\n== Pool over ZeroMQ (tcp://127.0.0.1, two local worker processes) ==")
     with Pool(2, transport="tcp://127.0.0.1:0") as pool:
@@ -105,5 +122,6 @@ def zmq_tour() -> None:
 def main(argv: list[str] | None = None) -> int:
     skprocess_tour()
     pool_tour()
+    share_tour()
     zmq_tour()
     return 0

@@ -7,7 +7,9 @@
     │   ├── ProcessTimeoutError           a lifecycle section ran over its timeout
     │   ├── ResultTimeoutError            a caller's .timeout(s) modifier ran out
     │   ├── ProcessDiedError              the child ended without delivering a result
+    │   ├── ShareError                    a Share's coordinator is stopped, gone, or refused
     │   └── StateError                    a call that the object's state does not allow
+    │       └── PipeEndpointError         a pipe end misused (locked anchor, one-way end)
     ├── SerializationError                an object could not be turned into bytes
     ├── DeserializationError              bytes could not be turned back into an object
     └── TransportError                    a channel, listener or launcher failed
@@ -21,7 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ProcessError", "PreRunError", "RunError", "PostRunError", "OnFinishError",
     "ResultError", "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError",
-    "ProcessDiedError", "StateError", "SerializationError", "DeserializationError",
+    "ProcessDiedError", "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError",
     "TransportError", "ChannelClosed", "RemoteTraceback",
 ]
 
@@ -110,6 +112,16 @@ class ProcessDiedError(ProcessError):
 
 class StateError(ProcessError, RuntimeError):
     """The call is not allowed in the object's current state (e.g. `start()` twice)."""
+
+
+class ShareError(ProcessError):
+    """A Share could not do what was asked: its coordinator is stopped, unreachable or gone,
+    an earlier pipelined write failed, or an answer could not be sent back."""
+
+
+class PipeEndpointError(StateError):
+    """A pipe end was misused: serializing a locked or connected end, unlocking an anchor,
+    sending on the receive-only end of a one-way pipe."""
 
 
 class SerializationError(Exception):

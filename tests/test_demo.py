@@ -19,6 +19,8 @@ def test_demo_runs_and_shows_every_part():
     assert "retry:      succeeded on attempt 2" in out
     assert "ProcessTimeoutError" in out
     assert "map:        [0, 1, 4, 9, 16, 25, 36, 49]" in out
+    assert "counter:    200  (200 increments from 2 worker processes)" in out
+    assert "squares:    200 appended, sum 2646700" in out
     assert "sum of squares below 10,000: 333283335000" in out
 
 

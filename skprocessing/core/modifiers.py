@@ -12,7 +12,6 @@ real wait instead of abandoning it in a thread.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections.abc import Awaitable, Callable
@@ -83,6 +82,7 @@ class Modifiable(Generic[T]):
 
 
 async def _await(future: Future[T]) -> T:
+    import asyncio  # here, not at the top: it costs ~20 ms of import for everyone else
     return await asyncio.wrap_future(future)
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..errors import StateError
+from ..errors import PipeEndpointError
 from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Channel, Frames, Listener, Transport
+from .share._protocol import Wire
 
 __all__ = ["Pipe", "PipeEndpointError"]
 
@@ -27,17 +28,12 @@ _DATA = 1  # codec kind of a message
 _CONNECT_TIMEOUT = 10.0
 
 
-class PipeEndpointError(StateError):
-    """A pipe end was misused: serializing a locked or connected end, unlocking an anchor,
-    sending on the receive-only end of a one-way pipe."""
-
-
 class _End:
     """What both ends share: a codec, a direction, a channel once connected."""
 
     _role = "end"
 
-    def __init__(self, codec: Codec, can_send: bool, can_recv: bool):
+    def __init__(self, codec: Codec | Wire, can_send: bool, can_recv: bool):
         self._codec = codec
         self._can_send = can_send
         self._can_recv = can_recv
@@ -121,7 +117,7 @@ class Anchor(_End):
 
     _role = "anchor"
 
-    def __init__(self, listener: Listener, codec: Codec, can_send: bool, can_recv: bool):
+    def __init__(self, listener: Listener, codec: Codec | Wire, can_send: bool, can_recv: bool):
         super().__init__(codec, can_send, can_recv)
         self._locked = True
         self._listener = listener
@@ -191,7 +187,7 @@ class Point(_End):
 
     _role = "point"
 
-    def __init__(self, address: str, transport_spec: Any, codec: Codec, can_send: bool,
+    def __init__(self, address: str, transport_spec: Any, codec: Codec | Wire, can_send: bool,
                  can_recv: bool):
         super().__init__(codec, can_send, can_recv)
         self._address = address
@@ -217,17 +213,23 @@ class Point(_End):
                         self._can_send, self._can_recv))
 
     def _codec_token(self) -> Any:
-        return _CodecToken(self._codec.token())
+        return _CodecToken(self._codec.token(), isinstance(self._codec, Wire))
 
 
 class _CodecToken:
     """Rebuilds the codec when unpickled (so a point carries a name, not a serializer)."""
 
-    def __init__(self, token: Any):
+    def __init__(self, token: Any, wire: bool):
         self.token = token
+        self.wire = wire
 
     def __reduce__(self):
-        return (Codec.from_token, (self.token,))
+        return (_codec_from_token, (self.token, self.wire))
+
+
+def _codec_from_token(token: Any, wire: bool) -> Codec | Wire:
+    codec = Codec.from_token(token)
+    return Wire(codec) if wire else codec
 
 
 class Pipe:
@@ -243,7 +245,9 @@ class Pipe:
         chosen = get_transport(transport)
         spec = transport if transport is None or isinstance(transport, str) else \
             getattr(transport, "url", None) or transport
-        codec = Codec(serializer)
+        # With the default serializer, plain data (numbers, strings, lists, dicts of them)
+        # travels by marshal, which is several times cheaper; a chosen serializer is used as is.
+        codec = Wire(Codec(serializer)) if serializer is None else Codec(serializer)
         listener = chosen.listen()
         anchor = Anchor(listener, codec, True, not one_way)
         point = Point(listener.address, spec, codec, not one_way, True)

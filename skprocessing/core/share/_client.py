@@ -19,7 +19,7 @@ from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames
 from ._handler import Handler, Session
-from ._protocol import ERR, REPLY, ShareError
+from ._protocol import ERR, REPLY, ShareError, Wire, format_path
 
 __all__ = ["Client", "client_from_token"]
 
@@ -27,7 +27,7 @@ __all__ = ["Client", "client_from_token"]
 class Client:
     """Sends operations to the coordinator (or, while stopped, the owner's local store)."""
 
-    def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Codec):
+    def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Wire):
         self.key = key
         self.address = address
         self.transport_spec = transport_spec
@@ -55,10 +55,13 @@ class Client:
     def go_remote(self) -> None:
         with self._lock:
             self._local = None
+            self.error = None  # a new coordinator: earlier failures are history
             self._forget_types()
 
     # -- requests ----------------------------------------------------------------------------
-    def request(self, op: int, payload: tuple, what: str = "") -> Any:
+    # `what` names the operation in error messages: a string, or (verb, path), formatted
+    # only when there is an error (it is built for every operation).
+    def request(self, op: int, payload: tuple, what: Any = "") -> Any:
         """Send and wait for the answer; raise what the operation raised."""
         frames = self._encode(op | REPLY, payload, what)
         with self._lock:
@@ -68,7 +71,7 @@ class Client:
                 answer = self._exchange(frames, what)
         return self._result(answer)
 
-    def post(self, op: int, payload: tuple, what: str = "") -> None:
+    def post(self, op: int, payload: tuple, what: Any = "") -> None:
         """Send without waiting (pipelined); a failure is reported with the next answer."""
         frames = self._encode(op, payload, what)
         with self._lock:
@@ -81,14 +84,14 @@ class Client:
             except ChannelClosed as exc:
                 raise self._broken(exc, what) from None
 
-    def _encode(self, kind: int, payload: tuple, what: str) -> Frames:
+    def _encode(self, kind: int, payload: tuple, what: Any) -> Frames:
         try:
             return self.codec.encode(kind, payload)
         except SerializationError as exc:
-            raise SerializationError(f"{what or 'a Share operation'} failed: {exc}",
+            raise SerializationError(f"{_describe(what)} failed: {exc}",
                                      path=exc.path, type_name=exc.type_name) from exc
 
-    def _exchange(self, frames: Frames, what: str) -> Frames:
+    def _exchange(self, frames: Frames, what: Any) -> Frames:
         channel = self._connected(what)
         try:
             channel.send(frames)
@@ -111,23 +114,23 @@ class Client:
         return value
 
     # -- connection --------------------------------------------------------------------------
-    def _connected(self, what: str) -> Channel:
+    def _connected(self, what: Any) -> Channel:
         if self._channel is not None:
             return self._channel
         if self.address is None:
-            raise ShareError(f"{what or 'this operation'}: the Share was never started")
+            raise ShareError(f"{_describe(what)}: the Share was never started")
         try:
             self._channel = get_transport(self.transport_spec).connect(self.address, timeout=5.0)
         except (TransportError, OSError) as exc:
             self.error = f"cannot reach the Share coordinator at {self.address}: {exc}"
-            raise ShareError(f"{what or 'Share operation'}: {self.error} (stopped or gone?)") from None
+            raise ShareError(f"{_describe(what)}: {self.error} (stopped or gone?)") from None
         self._forget_types()
         return self._channel
 
-    def _broken(self, exc: BaseException, what: str) -> ShareError:
+    def _broken(self, exc: BaseException, what: Any) -> ShareError:
         self._close_channel()
         self.error = f"the Share coordinator at {self.address} is gone (stopped or killed): {exc}"
-        return ShareError(f"{what or 'Share operation'} did not complete: {self.error}")
+        return ShareError(f"{_describe(what)} did not complete: {self.error}")
 
     def _close_channel(self) -> None:
         if self._channel is not None:
@@ -145,10 +148,19 @@ class Client:
             self._close_channel()
 
     def _after_fork(self) -> None:
-        # The parent's socket and lock are not this process's to use.
+        # The parent's socket, lock and local store are not this process's to use (the
+        # launcher itself may be forked from an owner whose Share is not started yet).
         self._lock = threading.Lock()
         self._close_channel()  # closes this process's copy of the descriptor only
+        self._local = None
         self._forget_types()
+
+
+def _describe(what: Any) -> str:
+    if isinstance(what, tuple):
+        verb, path = what
+        return f"{verb} {format_path(path)}"
+    return what or "a Share operation"
 
 
 def _raise_remote(exc: BaseException | None, summary: str, text: str) -> None:
@@ -175,13 +187,16 @@ def client_from_token(token: tuple) -> Client:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = Client(key, address, transport_spec, Codec.from_token(codec_token))
+            client = _clients[key] = Client(key, address, transport_spec,
+                                                  Wire(Codec.from_token(codec_token)))
         elif client.address is None and address is not None:
             client.address = address
         return client
 
 
 def _reset_after_fork() -> None:
+    from ._store import forget_stores
+    forget_stores()
     for client in list(_live):
         client._after_fork()
 

@@ -12,17 +12,16 @@ import traceback
 from typing import Any
 
 from ...errors import SerializationError
-from ...serializers.codec import Codec
 from ...transports.base import Channel, Frames
-from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, LOAD, NAMES, OK, OP, RECONNECT, REPLY,
-                        SET, SNAPSHOT, Ref, ShareError, format_path, is_value, type_key,
+from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, NAMES, OK, OP, RECONNECT, REPLY,
+                        SET, SNAPSHOT, Ref, ShareError, Wire, format_path, is_value, type_key,
                         type_methods)
 from ._store import Store
 
 __all__ = ["Handler", "Session"]
 
 _OP_NAMES = {GET: "read", SET: "assignment", DEL: "deletion", CALL: "call", AUG: "in-place update",
-             OP: "operation", LOAD: "load", SNAPSHOT: "snapshot", CLEAR: "clear", NAMES: "names",
+             OP: "operation", SNAPSHOT: "snapshot", CLEAR: "clear", NAMES: "names",
              RECONNECT: "reconnect_all"}
 
 
@@ -46,7 +45,7 @@ class Session:
 class Handler:
     """Applies requests to one `Store`; see the module docstring."""
 
-    def __init__(self, store: Store, codec: Codec):
+    def __init__(self, store: Store, codec: Wire):
         self.store = store
         self.codec = codec
 
@@ -72,26 +71,24 @@ class Handler:
 
     def _apply(self, session: Session, op: int, payload: tuple) -> Any:
         store = self.store
+        if op == AUG:  # the hot path (`share.x += 1`) first
+            return store.aug(*payload)
         if op == GET:
             return self._answer(session, store.get(payload[0]))
-        if op == SET:
-            return store.set(payload[0], payload[1])
         if op == CALL:
             return store.call(*payload)
-        if op == AUG:
-            return store.aug(*payload)
+        if op == SET:
+            return store.set(*payload)
         if op == OP:
             return store.op(*payload)
         if op == DEL:
-            return store.delete(payload[0])
+            return store.delete(*payload)
         if op == NAMES:
             return store.names()
         if op == CLEAR:
             return store.clear()
         if op == SNAPSHOT:
             return store.snapshot(self.codec.serializer.dumps)
-        if op == LOAD:
-            return store.load(payload[0], self.codec.serializer.loads)
         if op == RECONNECT:
             return store.reconnect_all(_reconnector(self.codec), *payload)
         raise ShareError(f"unknown Share operation {op}")
@@ -124,7 +121,7 @@ class Handler:
         return f"the pipelined {what}{where} failed: {type(exc).__qualname__}: {exc}"
 
 
-def _reconnector(codec: Codec) -> Any:
+def _reconnector(codec: Wire) -> Any:
     """The serializer's `reconnect_all(obj, start_threads=..., **auth)`, if it has one."""
     found = getattr(codec.serializer, "reconnect_all", None)
     if found is None:

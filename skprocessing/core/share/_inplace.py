@@ -24,6 +24,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ._protocol import AUG, INPLACE_OPS, Path, format_path
+from ._values import plain
 
 __all__ = ["in_place_target", "InPlaceTarget"]
 
@@ -32,7 +33,8 @@ _shapes: dict[tuple[CodeType, int], bool] = {}
 _MAX_SHAPES = 4096
 
 
-def in_place_target(frame: FrameType | None, name: str, client: Any, path: Path) -> InPlaceTarget | None:
+def in_place_target(frame: FrameType | None, name: str, client: Any,
+                    path: Path) -> InPlaceTarget | None:
     """An `InPlaceTarget` when `frame` is reading `name` for an augmented assignment."""
     if frame is None or not _SUPPORTED:
         return None
@@ -51,7 +53,9 @@ def _is_augmented_read(code: CodeType, lasti: int, name: str) -> bool:
     if at is None or at == 0:
         return False
     load, before = instructions[at], instructions[at - 1]
-    if load.opname != "LOAD_ATTR" or load.argval != name or before.opname != "COPY" or before.arg != 1:
+    if load.opname != "LOAD_ATTR" or load.argval != name:
+        return False
+    if before.opname != "COPY" or before.arg != 1:
         return False
     # An expression cannot contain an in-place operator, so the first one after the read is
     # the one of this statement.
@@ -74,8 +78,7 @@ class InPlaceTarget:
         self.path = path
 
     def _apply(self, op: str, operand: Any) -> InPlaceTarget:
-        from ._values import plain
-        self.client.post(AUG, (self.path, op, plain(operand)), f"{op} on {format_path(self.path)}")
+        self.client.post(AUG, (self.path, op, plain(operand)), (op, self.path))
         return self
 
     def __repr__(self) -> str:

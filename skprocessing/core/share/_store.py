@@ -31,7 +31,8 @@ def _reflected(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 OPS: dict[str, Callable[..., Any]] = {
     "len": len, "contains": operator.contains, "iter": list, "repr": repr, "str": str,
     "bool": bool, "hash": hash, "format": format, "int": int, "float": float,
-    "complex": complex, "index": operator.index, "copy": lambda obj: obj,
+    "complex": complex, "index": operator.index, "getitem": operator.getitem,
+    "copy": lambda obj: obj,
     "reversed": lambda obj: list(reversed(obj)), "dir": lambda obj: sorted(dir(obj)),
     "neg": operator.neg, "pos": operator.pos, "abs": abs, "invert": operator.invert,
 }
@@ -112,7 +113,8 @@ class Store:
         self.root.clear()
         self.epoch += 1
 
-    def snapshot(self, dumps: Callable[[Any], list]) -> tuple[dict[str, list[bytes]], dict[str, str]]:
+    def snapshot(self, dumps: Callable[[Any], list]
+                 ) -> tuple[dict[str, list[bytes]], dict[str, str]]:
         """Each root object as serialized frames, and why any that failed did."""
         saved, failed = {}, {}
         for name, obj in self.root.items():
@@ -151,6 +153,11 @@ def register_store(key: str, store: Store) -> None:
 def unregister_store(key: str, store: Store) -> None:
     if _stores.get(key) is store:
         del _stores[key]
+
+
+def forget_stores() -> None:
+    """In a forked child: the parent's stores are copies, not the authority."""
+    _stores.clear()
 
 
 def resolve_in_process(key: str, path: Path) -> tuple[bool, Any]:

@@ -2,9 +2,9 @@
 
     owner ──control channel──┐
                              ▼
-    clients ──connect()──> Listener ─(accept thread)─> new sessions ─┐
-                                                                     ▼
-                     main loop: wait(all channels) → drain → apply → answer
+    clients ──connect()──> Listener ──accept──> sessions ─┐
+                                                          ▼
+            main loop: wait(control, listener, sessions) → drain → apply → answer
                                             │
                                           Store (the authoritative objects)
 
@@ -12,11 +12,13 @@ Ordering. Each client's messages are applied in the order it sent them, and the 
 the only thread touching the store, so every operation happens at one point in a single
 order. Pipelined writes (no answer wanted) are applied as soon as they are read. An
 answered request is read in one loop turn and answered in the next, after one more sweep
-of every channel: anything any process finished sending before that request was sent is
-in some channel's buffer by then, so it is applied first. That is what lets a process
-that sends writes, then tells another process "done", have those writes seen by the
-other's next read, with no acknowledgement per write. (A client waits for each answer
-before sending more, so an answered request is always the last message in its channel.)
+of every channel and of the accept queue: anything any process finished sending before
+that request was sent is in some buffer by then, so it is applied first. That is what
+lets a process that sends writes, then tells another process "done", have those writes
+seen by the other's next read, with no acknowledgement per write. (A client waits for
+each answer before sending more, so an answered request is the last in its channel.)
+This holds for transports whose send returns once the data is in the receiver's buffer,
+as local Unix sockets do; a network transport must flush before its process signals.
 
 The coordinator ends when the owner says stop, or when the owner's control channel
 closes (the owner is gone).
@@ -24,7 +26,7 @@ closes (the owner is gone).
 
 from __future__ import annotations
 
-import threading
+import sys
 import traceback
 from typing import Any
 
@@ -33,25 +35,28 @@ from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames, Listener, Transport
 from ._handler import Handler, Session
+from ._protocol import REPLY, Wire
 from ._store import Store, register_store
 
 __all__ = ["main", "READY", "FAILED", "STOP"]
 
 READY, FAILED, STOP = b"R", b"F", b"S"  # control-channel messages (raw frames)
-_IDLE = 1.0  # seconds between checks of the stop flag when nothing happens
+_IDLE = 1.0  # wait timeout when idle (a stop on the control channel wakes the loop at once)
 
 
 def main(transport_spec: Any, codec_token: Any, control: Channel, address: str | None,
-         share_key: str) -> None:
-    """Entry point of the coordinator process (started with `Transport.start`)."""
+         share_key: str, saved: dict[str, list[bytes]]) -> None:
+    """Entry point of the coordinator process (started with `Transport.start`): loads the
+    `saved` objects, listens (at `address` again after a restart), reports, serves."""
+    store = Store()
     try:
         transport = get_transport(transport_spec)
-        codec = Codec.from_token(codec_token)
+        codec = Wire(Codec.from_token(codec_token))
+        store.load(saved, codec.serializer.loads)
         listener = transport.listen(address)
     except Exception:
         control.send([FAILED, traceback.format_exc().encode()])
         return
-    store = Store()
     register_store(share_key, store)
     coordinator = Coordinator(transport, listener, Handler(store, codec), control)
     control.send([READY, listener.address.encode()])
@@ -61,42 +66,51 @@ def main(transport_spec: Any, codec_token: Any, control: Channel, address: str |
 class Coordinator:
     """The main loop; see the module docstring."""
 
-    def __init__(self, transport: Transport, listener: Listener, handler: Handler, control: Channel):
+    def __init__(self, transport: Transport, listener: Listener, handler: Handler,
+                 control: Channel):
         self.transport = transport
         self.listener = listener
         self.handler = handler
         self.control = control
         self.sessions: dict[Channel, Session] = {}
-        self.incoming: list[Channel] = []
-        self.incoming_lock = threading.Lock()
-        self.wake_r, self.wake_w = transport.pipe()
         self.stopping = False
 
     def run(self) -> None:
-        accepter = threading.Thread(target=self._accept_loop, name="share-accept", daemon=True)
-        accepter.start()
         held: list[tuple[Session, Frames]] = []
         try:
             while not self.stopping:
-                channels = [self.control, self.wake_r, *self.sessions]
-                ready = self.transport.wait(channels, 0.0 if held else _IDLE)
+                # (Transport.wait takes listeners too: ready = a connection to accept.)
+                waited = [self.control, self.listener, *self.sessions]
+                ready = self.transport.wait(waited, 0.0 if held else _IDLE)
                 fresh: list[tuple[Session, Frames]] = []
                 for channel in ready:
                     self._serve(channel, fresh)
-                for session, frames in held:
-                    self._answer(session, frames)
+                if held:
+                    # A client may have connected, written and told someone before a held
+                    # request was sent, and still sit in the accept queue: take it in first.
+                    self._accept_all(fresh)
+                    for session, frames in held:
+                        self._answer(session, frames)
                 held = fresh
         finally:
             self.stopping = True
             self._shut()
 
-    def _serve(self, channel: Channel, fresh: list[tuple[Session, Frames]]) -> None:
+    def _serve(self, channel: Any, fresh: list[tuple[Session, Frames]]) -> None:
         if channel is self.control:
             self._on_control()
-        elif channel is self.wake_r:
-            self._adopt_incoming()
+        elif channel is self.listener:
+            self._accept_all(fresh)
         else:
             self._drain(self.sessions[channel], fresh)
+
+    def _accept_all(self, fresh: list[tuple[Session, Frames]]) -> None:
+        while True:
+            channel = self.listener.accept(timeout=0)
+            if channel is None:
+                return
+            session = self.sessions[channel] = Session(channel)
+            self._drain(session, fresh)
 
     def _drain(self, session: Session, fresh: list[tuple[Session, Frames]]) -> None:
         """Apply every pipelined message waiting on this channel; hold an answered one."""
@@ -105,7 +119,7 @@ class Coordinator:
         try:
             while channel.poll(0):
                 frames = channel.recv()
-                if frames[0][0] & 0x80:  # REPLY: answered next turn, after one more sweep
+                if frames[0][:1] and frames[0][0] & REPLY:  # answered next turn, after a sweep
                     fresh.append((session, frames))
                 else:
                     handle(session, frames)
@@ -124,6 +138,9 @@ class Coordinator:
     def _drop(self, session: Session) -> None:
         self.sessions.pop(session.channel, None)
         session.channel.close()
+        if session.deferred:  # failures nobody was told of: say so rather than lose them
+            print("skprocessing Share: a process ended before it was told that "
+                  + "; ".join(session.deferred), file=sys.stderr, flush=True)
 
     def _on_control(self) -> None:
         try:
@@ -133,35 +150,10 @@ class Coordinator:
         if frames and bytes(frames[0]) == STOP:
             self.stopping = True
 
-    # -- connections -------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        # Listener.accept blocks, so new clients are accepted here and handed to the loop.
-        while not self.stopping:
-            try:
-                channel = self.listener.accept(timeout=_IDLE)
-            except Exception:
-                return  # the listener was closed: the coordinator is ending
-            if channel is None:
-                continue
-            with self.incoming_lock:
-                self.incoming.append(channel)
-            try:
-                self.wake_w.send([b""])
-            except ChannelClosed:
-                return
-
-    def _adopt_incoming(self) -> None:
-        while self.wake_r.poll(0):
-            self.wake_r.recv()
-        with self.incoming_lock:
-            new, self.incoming = self.incoming, []
-        for channel in new:
-            self.sessions[channel] = Session(channel)
-
     def _shut(self) -> None:
-        for channel in (self.listener, *self.sessions, self.wake_r, self.wake_w):
+        for closable in (self.listener, *self.sessions):
             try:
-                channel.close()
+                closable.close()
             except Exception:
                 pass
         try:

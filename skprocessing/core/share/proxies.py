@@ -22,8 +22,7 @@ import threading
 import time
 from typing import Any
 
-from ...errors import SerializationError
-
+from ...errors import SerializationError, StateError
 from ._client import Client, client_from_token
 from ._inplace import InPlaceTarget, in_place_target
 from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, OP, PIPELINED_METHODS, SET,
@@ -60,7 +59,7 @@ class Proxy:
 
     def _sk_op(self, name: str, *args: Any) -> Any:
         return self._sk_client.request(OP, (self._sk_path, name, args),
-                                       f"{name}() on {format_path(self._sk_path)}")
+                                       (f"{name}() on", self._sk_path))
 
     # -- attributes and items ----------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -80,7 +79,7 @@ class Proxy:
 
     def __delattr__(self, name: str) -> None:
         path = self._sk_path + ((ATTR, name),)
-        self._sk_client.request(DEL, (path,), f"del {format_path(path)}")
+        self._sk_client.request(DEL, (path,), ("del", path))
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
@@ -96,11 +95,11 @@ class Proxy:
 
     def __delitem__(self, key: Any) -> None:
         path = self._sk_path + ((ITEM, plain(key)),)
-        self._sk_client.request(DEL, (path,), f"del {format_path(path)}")
+        self._sk_client.request(DEL, (path,), ("del", path))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._sk_client.request(CALL, (self._sk_path, args, kwargs),
-                                       f"calling {format_path(self._sk_path)}()")
+                                       ("calling", self._sk_path))
 
     # -- containers --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -122,6 +121,9 @@ class Proxy:
         return self._sk_op("format", spec)
 
     def __reduce__(self):
+        if self._sk_client.address is None:
+            raise StateError("a Share must be started before its objects are passed to another "
+                             "process (call share.start())")
         return (_proxy_from_token, (self._sk_client.token(), self._sk_path, self._sk_info))
 
     def _sk_copy(self) -> Any:
@@ -139,7 +141,7 @@ def _forward(name: str) -> Any:
 def _in_place(op: str) -> Any:
     def method(self: Proxy, other: Any) -> Proxy:
         path = self._sk_path
-        self._sk_client.request(AUG, (path, op, plain(other)), f"{op} on {format_path(path)}")
+        self._sk_client.request(AUG, (path, op, plain(other)), (op, path))
         return self  # assigned back to its own path: recognized by `assign` as done
     method.__name__ = f"__{op}__"
     return method
@@ -165,7 +167,7 @@ class MethodProxy(Proxy):
         object.__setattr__(self, "_sk_pipelined", pipelined)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        what = f"{format_path(self._sk_path)}()"
+        what = ("calling", self._sk_path)
         if self._sk_pipelined:
             return self._sk_client.post(CALL, (self._sk_path, args, kwargs), what)
         return self._sk_client.request(CALL, (self._sk_path, args, kwargs), what)
@@ -222,7 +224,7 @@ def wrap(client: Client, path: Path, answer: Any) -> Any:
 
 
 def read(client: Client, path: Path) -> Any:
-    return wrap(client, path, client.request(GET, (path,), f"reading {format_path(path)}"))
+    return wrap(client, path, client.request(GET, (path,), ("reading", path)))
 
 
 def assign(client: Client, path: Path, value: Any, pipelined: bool = False) -> None:
@@ -236,12 +238,12 @@ def assign(client: Client, path: Path, value: Any, pipelined: bool = False) -> N
     else:
         op = in_place_of(value, client, path)
         if op is not None:
-            client.post(AUG, (path, *op), f"{op[0]} on {format_path(path)}")
+            client.post(AUG, (path, *op), (op[0], path))
             return
         value = plain(value)
     if len(path) == 1:
         client.roots.pop(path[0], None)
-    what = f"assigning {format_path(path)}"
+    what = ("assigning", path)
     try:
         if pipelined:
             client.post(SET, (path, value), what)
@@ -251,15 +253,16 @@ def assign(client: Client, path: Path, value: Any, pipelined: bool = False) -> N
         raise _unserializable(client, path, value, exc) from None
 
 
-def _unserializable(client: Client, path: Path, value: Any, exc: SerializationError) -> SerializationError:
+def _unserializable(client: Client, path: Path, value: Any,
+                    exc: SerializationError) -> SerializationError:
     """The error naming the failing part from the assigned value down: `share.x -> conn`."""
     try:
-        client.codec.serializer.dumps(value)
-    except SerializationError as inner:
-        exc = inner
+        client.codec.serializer.dumps(value)  # again, alone: the error's path starts at it
+    except SerializationError as alone:
+        exc = alone
     where = format_path(path)
-    inner, name = exc.path or "", type(value).__name__
-    full = where + inner[len(name):] if inner.startswith(name) else f"{where} -> {inner}"
+    below, name = exc.path or "", type(value).__name__
+    full = where + below[len(name):] if below.startswith(name) else f"{where} -> {below}"
     return SerializationError(f"cannot assign {where}: {exc}", path=full, type_name=exc.type_name)
 
 

@@ -29,8 +29,8 @@ from ...transports.base import Channel, ProcessHandle, Transport
 from . import coordinator
 from ._client import Client, client_from_token, register_client
 from ._handler import Handler
-from ._inplace import in_place_target
-from ._protocol import CLEAR, DEL, LOAD, NAMES, RECONNECT, SNAPSHOT, ShareError, format_path
+from ._inplace import InPlaceTarget, in_place_target
+from ._protocol import CLEAR, DEL, NAMES, RECONNECT, SNAPSHOT, ShareError, Wire
 from ._store import Store, register_store, unregister_store
 from .proxies import assign, read
 
@@ -45,6 +45,7 @@ class _Owner:
     def __init__(self, transport: Any, client: Client):
         self.transport = get_transport(transport)
         self.client = client
+        self.pid = os.getpid()  # a forked copy of the owner is a client, not the owner
         self.lock = threading.RLock()
         self.handle: ProcessHandle | None = None
         self.control: Channel | None = None
@@ -66,21 +67,22 @@ class _Owner:
             if self.running:
                 return
             codec = self.client.codec
+            # The queued state goes in as an argument, so the coordinator holds it before
+            # any client (say, a child of an earlier start) can connect.
             saved, failed = self.store.snapshot(codec.serializer.dumps)
             _warn_lost(failed, "start()")
             control, child_control = self.transport.pipe()
-            handle = self.transport.start(coordinator.main, self.client.transport_spec, codec.token(),
-                                          child_control, self.client.address, self.client.key)
+            handle = self.transport.start(coordinator.main, self.client.transport_spec,
+                                          codec.token(), child_control, self.client.address,
+                                          self.client.key, saved)
             child_control.close()
             address = _await_ready(control, handle)
             self.handle, self.control = handle, control
-            self.finalizer = weakref.finalize(share, _shut_down, handle, control)
+            self.finalizer = weakref.finalize(share, _shut_down_from, self.pid, handle, control)
             self.client.address = address
             unregister_store(self.client.key, self.store)
             self.store = None
             self.client.go_remote()
-            if saved:
-                self.client.request(LOAD, (saved,), "start()")
 
     def stop(self, timeout: float) -> bool:
         with self.lock:
@@ -88,8 +90,10 @@ class _Owner:
                 return True
             try:
                 saved, failed = self.client.request(SNAPSHOT, (), "stop()")
-            except ShareError:
-                saved, failed = {}, {}  # the coordinator is gone; has_error says so
+            except ShareError as exc:
+                saved, failed = {}, {}
+                warnings.warn(f"the Share coordinator was gone at stop(): its objects are lost "
+                              f"({exc})", RuntimeWarning, stacklevel=3)
             store = Store()
             loads = self.client.codec.serializer.loads
             store.load(saved, loads)
@@ -127,6 +131,12 @@ def _shut_down(handle: ProcessHandle, control: Channel, timeout: float = 1.0) ->
     return clean
 
 
+def _shut_down_from(owner_pid: int, handle: ProcessHandle, control: Channel) -> None:
+    # Run at garbage collection or exit; a forked child inherits it and must not act on it.
+    if os.getpid() == owner_pid:
+        _shut_down(handle, control)
+
+
 def _warn_lost(failed: dict[str, str], when: str) -> None:
     for name, why in failed.items():
         warnings.warn(f"share.{name} could not be carried over at {when}: {why}", RuntimeWarning,
@@ -150,7 +160,7 @@ class Share:
                  serializer: Any = None):
         spec = transport if transport is None or isinstance(transport, str) else \
             getattr(transport, "url", None) or transport
-        client = Client(os.urandom(8).hex(), None, spec, Codec(serializer))
+        client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
         register_client(client)
         object.__setattr__(self, "_sk_client", client)
         object.__setattr__(self, "_sk_owner", _Owner(transport, client))
@@ -178,7 +188,7 @@ class Share:
     @property
     def is_running(self) -> bool:
         """True while the coordinator serves (in another process: while it is reachable)."""
-        owner = self._sk_owner
+        owner = self._owned()
         if owner is None:
             return self._sk_client.error is None and self._sk_client.address is not None
         return owner.running and owner.handle.is_alive()
@@ -186,7 +196,7 @@ class Share:
     @property
     def has_error(self) -> bool:
         """True when the coordinator died or the last exchange with it failed."""
-        owner = self._sk_owner
+        owner = self._owned()
         died = owner is not None and owner.running and not owner.handle.is_alive()
         return died or self._sk_client.error is not None
 
@@ -204,15 +214,19 @@ class Share:
         self.stop()
 
     def _owner(self, action: str) -> _Owner:
-        owner = self._sk_owner
+        owner = self._owned()
         if owner is None:
             raise StateError(f"Share.{action}(): only the process that created the Share "
                              f"controls its coordinator")
         return owner
 
+    def _owned(self) -> _Owner | None:
+        owner = self._sk_owner
+        return owner if owner is not None and owner.pid == os.getpid() else None
+
     # -- shared names ------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name.startswith("_sk_"):
+        if name[:1] == "_" and (name.startswith("__") or name.startswith("_sk_")):
             raise AttributeError(name)
         client = self._sk_client
         proxy = client.roots.get(name)
@@ -222,13 +236,16 @@ class Share:
         return target if target is not None else read(client, (name,))
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) is InPlaceTarget and value.client is self._sk_client \
+                and value.path == (name,):
+            return  # `share.name op= x`: already sent (the hot path, checked first)
         _check_name(name)
         assign(self._sk_client, (name,), value, pipelined=True)
 
     def __delattr__(self, name: str) -> None:
         _check_name(name)
         self._sk_client.roots.pop(name, None)
-        self._sk_client.request(DEL, ((name,),), f"del {format_path((name,))}")
+        self._sk_client.request(DEL, ((name,),), ("del", (name,)))
 
     def __contains__(self, name: str) -> bool:
         return name in self._names()
