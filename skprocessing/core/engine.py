@@ -132,15 +132,16 @@ class Lifecycle:
 
 
 def main(codec_token: Any, payload: list[bytes], control: Channel, messages: Channel,
-         stop: Flag, run_counter: Counter) -> None:
-    """Entry point of an `Skprocess` child (started through `Transport.start`)."""
+         stop: Flag, run_counter: Counter, reconnect_settings: Any = None) -> None:
+    """Entry point of an `Skprocess` child (started through `Transport.start`).
+    `reconnect_settings` come from `@autoreconnect`, beside the payload, never inside it."""
     codec = Codec.from_token(codec_token)
     try:
         process = codec.serializer.loads(payload)
         process._sk_bind_child(messages, codec, stop)
-        reconnect = getattr(type(process), "_sk_autoreconnect", None)
-        if reconnect is not None:
-            reconnect(process)
+        if reconnect_settings is not None:
+            from .autoreconnect import reconnect
+            reconnect(process, reconnect_settings)
     except Exception as exc:
         error = ProcessError(f"the process could not be rebuilt in the child: {type(exc).__name__}: {exc}")
         error.remote_traceback = traceback.format_exc()

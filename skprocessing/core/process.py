@@ -8,16 +8,19 @@ runs its sections. The copy is made with the chosen serializer; the runtime link
 
 from __future__ import annotations
 
+import collections
 import enum
 import threading
+import time
 from typing import Any
 
 from ..errors import (ChannelClosed, ProcessDiedError, ProcessError, RemoteTraceback,
                       ResultTimeoutError, StateError)
 from ..serializers.codec import Codec
 from ..transports import get_transport
-from ..transports.base import Channel, Counter, Flag, ProcessHandle, Transport
+from ..transports.base import Channel, Counter, Flag, Frames, ProcessHandle, Transport
 from . import engine
+from .autoreconnect import settings_for
 from .config import ProcessConfig
 from .modifiers import modifiable
 from .timers import SECTIONS, ProcessTimers, Sktimer
@@ -48,7 +51,12 @@ class TimedSection:
 
 
 class _ParentLink:
-    """The parent's side of a started process."""
+    """The parent's side of a started process.
+
+    The child's tells are read by `listen()`, and also drained into `inbox` while the parent
+    waits for the outcome: a child whose tells filled the socket buffer would otherwise
+    block in tell() and never deliver its result. `reading` keeps them in order.
+    """
 
     def __init__(self, transport: Transport, codec: Codec):
         self.transport = transport
@@ -60,6 +68,36 @@ class _ParentLink:
         self.handle: ProcessHandle | None = None
         self.outcome: tuple | None = None
         self.lock = threading.Lock()
+        self.reading = threading.Lock()
+        self.inbox: collections.deque[Frames] = collections.deque()
+        self.messages_open = True
+
+    def next_message(self, timeout: float | None) -> Frames | None:
+        """The next tell from the child, or None after `timeout`; ChannelClosed once gone."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.reading.acquire(timeout=-1 if timeout is None else timeout):
+            return None
+        try:
+            if self.inbox:
+                return self.inbox.popleft()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self.messages.recv(left)
+        finally:
+            self.reading.release()
+
+    def drain_messages(self) -> bool:
+        """Move every tell already waiting into `inbox`; False if a listen() holds the reader
+        (it is consuming them itself)."""
+        if not self.reading.acquire(blocking=False):
+            return False
+        try:
+            while self.messages.poll(0):
+                self.inbox.append(self.messages.recv(0))
+        except ChannelClosed:
+            self.messages_open = False
+        finally:
+            self.reading.release()
+        return True
 
 
 class _ChildLink:
@@ -130,11 +168,17 @@ class Skprocess:
         codec = Codec(serializer)
         payload = codec.serializer.dumps(self)  # names the failing attribute path
         link = _ParentLink(get_transport(transport), codec)
-        link.handle = link.transport.start(
-            engine.main, codec.token(), [bytes(f) for f in payload],
-            link.child_control, link.child_messages, link.stop, link.run_counter)
-        link.child_control.close()
-        link.child_messages.close()
+        try:
+            link.handle = link.transport.start(
+                engine.main, codec.token(), [_picklable(f) for f in payload],
+                link.child_control, link.child_messages, link.stop, link.run_counter,
+                settings_for(type(self)))
+        finally:
+            link.child_control.close()
+            link.child_messages.close()
+            if link.handle is None:  # start failed: do not leak the parent's ends
+                link.control.close()
+                link.messages.close()
         self.__dict__["_sk"] = link
         self._sk_state = ProcessState.RUNNING
 
@@ -206,8 +250,12 @@ class Skprocess:
     def listen(self, timeout: float | None = None, *, _modifier_timeout: float | None = None) -> Any:
         """The next object the other side told; None after `timeout` or once it is gone."""
         link = self._link("listen")
+        limit = _earliest(timeout, _modifier_timeout)
         try:
-            frames = link.messages.recv(_earliest(timeout, _modifier_timeout))
+            if isinstance(link, _ParentLink):
+                frames = link.next_message(limit)
+            else:
+                frames = link.messages.recv(limit)
         except ChannelClosed:
             return None
         if frames is None:
@@ -230,16 +278,18 @@ class Skprocess:
         return link
 
     def _collect(self, timeout: float | None) -> bool:
-        """Receive the child's outcome (or notice its death); True once it has ended."""
+        """Receive the child's outcome (or notice its death); True once it has ended.
+        Another thread already waiting is waited for no longer than `timeout`."""
         link = self._sk
-        with link.lock:
+        if not link.lock.acquire(timeout=-1 if timeout is None else timeout):
+            return link.outcome is not None
+        try:
             if link.outcome is not None:
                 return True
+            if not self._await_outcome(link, timeout):
+                return False
             try:
-                frames = link.control.recv(timeout)
-                if frames is None:
-                    return False
-                outcome = link.codec.decode(frames)[1]
+                outcome = link.codec.decode(link.control.recv())[1]
             except ChannelClosed:
                 outcome = self._death_outcome(link)
             link.handle.join(5.0)
@@ -247,6 +297,24 @@ class Skprocess:
             link.outcome = outcome
             link.control.close()
             return True
+        finally:
+            link.lock.release()
+
+    @staticmethod
+    def _await_outcome(link: _ParentLink, timeout: float | None) -> bool:
+        """Wait until the control channel is readable, draining tells meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            watched = [link.control, link.messages] if link.messages_open else [link.control]
+            ready = link.transport.wait(watched, left)
+            if link.control in ready:
+                return True
+            if link.messages in ready and not link.drain_messages():
+                # a listen() in another thread is reading them; give it a moment
+                link.transport.wait([link.control], 0.01 if left is None else min(0.01, left))
+            elif not ready:
+                return False
 
     def _death_outcome(self, link: _ParentLink) -> tuple:
         link.handle.join(5.0)
@@ -269,6 +337,12 @@ class Skprocess:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self._sk_state.value} current_run={self.current_run}>"
+
+
+def _picklable(frame: Any) -> Any:
+    """A frame as start() arguments can carry it: bytes and bytearray as they are (no copy),
+    a memoryview (an out-of-band buffer) as bytes."""
+    return bytes(frame) if isinstance(frame, memoryview) else frame
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -38,13 +39,20 @@ def call_with_timeout(call: Callable[[], T], seconds: float | None) -> T:
 
 
 def _with_alarm(call: Callable[[], T], seconds: float) -> T:
+    # Someone else's alarm (the user's, pytest-timeout's) is put back afterwards, less the
+    # time spent here; if it would have fired first, it fires right after.
     previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    their_delay, their_interval = signal.getitimer(signal.ITIMER_REAL)
+    began = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         return call()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if their_delay:
+            left = their_delay - (time.monotonic() - began)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6), their_interval)
 
 
 def _with_watchdog(call: Callable[[], T], seconds: float) -> T:

@@ -19,8 +19,9 @@ __all__ = ["Transport", "Channel", "Flag", "Counter", "Listener", "ProcessHandle
 
 ENV_VAR = "SKPROCESSING_TRANSPORT"
 
+_LOCAL = "skprocessing.transports.local:LocalTransport"
 _schemes: dict[str, str | Callable[[str], Transport]] = {
-    "local": "skprocessing.transports.local:LocalTransport",
+    "local": _LOCAL,
     "zmq": "skprocessing.transports.zmq:ZmqTransport",
     "tcp": "skprocessing.transports.zmq:ZmqTransport",
     "ipc": "skprocessing.transports.zmq:ZmqTransport",
@@ -46,16 +47,16 @@ def get_transport(spec: str | Transport | None = None) -> Transport:
     global _default
     if isinstance(spec, Transport):
         return spec
-    spec = spec or os.environ.get(ENV_VAR) or None
-    if spec is None or spec in ("local", "local://"):
-        with _lock:
+    spec = spec or os.environ.get(ENV_VAR) or "local://"
+    scheme = spec.split("://", 1)[0]
+    with _lock:
+        factory = _schemes.get(scheme)
+        if spec in ("local", "local://") and factory == _LOCAL:
+            # The built-in default is one shared instance (one launcher per process).
             if _default is None:
                 from .local import LocalTransport
                 _default = LocalTransport()
             return _default
-    scheme = spec.split("://", 1)[0]
-    with _lock:
-        factory = _schemes.get(scheme)
     if factory is None:
         raise ValueError(f"unknown transport {spec!r}; known schemes: {', '.join(available_transports())}")
     if isinstance(factory, str):

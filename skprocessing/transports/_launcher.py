@@ -37,7 +37,6 @@ import importlib
 import io
 import os
 import pickle
-import select
 import signal
 import socket
 import struct
@@ -48,6 +47,7 @@ import time
 from typing import Any
 
 from ..errors import TransportError
+from ._wait import readable
 from .base import ProcessHandle
 
 _HEADER = struct.Struct("<QII")
@@ -96,17 +96,21 @@ class LaunchedProcess(ProcessHandle):
         self._lock = threading.Lock()
 
     def _collect(self, timeout: float | None) -> bool:
-        with self._lock:
+        # Another thread may be blocked in join(); wait for its lock no longer than asked.
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            return self._exitcode is not None
+        try:
             if self._exitcode is not None:
                 return True
-            ready, _, _ = select.select([self._status_fd], [], [], timeout)
-            if not ready:
+            if not readable([self._status_fd], timeout):
                 return False
             data = os.read(self._status_fd, _STATUS.size)
             # A launcher that died without reporting killed its children with it.
             self._exitcode = _STATUS.unpack(data)[0] if len(data) == _STATUS.size else -signal.SIGKILL
             os.close(self._status_fd)
             return True
+        finally:
+            self._lock.release()
 
     def is_alive(self) -> bool:
         return not self._collect(0)
@@ -182,7 +186,9 @@ class Launcher:
                 pid = _PID.unpack(_recv_exact(self._sock, _PID.size))[0]
             except OSError as exc:
                 os.close(status_r)
-                raise TransportError(f"the launcher process is gone ({exc})") from exc
+                _forget_dead_launcher(self)
+                raise TransportError(f"the launcher process is gone ({exc}); the next start "
+                                     f"makes a new one") from exc
             finally:
                 os.close(status_w)
             self._sent_path = list(sys.path)
@@ -229,6 +235,15 @@ def _deaden_inherited_fds(keep: int) -> None:
     os.close(dead)
 
 
+def _standard_streams() -> None:
+    """sys.stdin/stdout/stderr on fds 0, 1 and 2, as in a fresh interpreter. The parent's
+    may write elsewhere (pytest's capture writes to its own descriptor), and each child
+    gets the parent's current fds 1 and 2 put there."""
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)
+    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False, buffering=1)
+
+
 def _spawn_launcher(theirs: socket.socket) -> subprocess.Popen:
     """A launcher in a fresh interpreter: safe whatever threads this process has."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -261,6 +276,7 @@ class _ForkedLauncher:
             try:
                 gc.freeze()
                 _deaden_inherited_fds(keep=theirs.fileno())
+                _standard_streams()
                 for signum in signal.valid_signals():
                     if callable(signal.getsignal(signum)):
                         signal.signal(signum, signal.SIG_DFL)
@@ -272,19 +288,24 @@ class _ForkedLauncher:
             finally:
                 os._exit(code)
         self.pid = pid
+        self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
         """Reap the launcher (like `Popen.wait`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        while self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
-                return os.waitstatus_to_exitcode(status)
+                self.returncode = os.waitstatus_to_exitcode(status)
+                break
             if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(f"launcher {self.pid}", timeout)
             time.sleep(0.005)
+        return self.returncode
 
     def kill(self) -> None:
+        if self.returncode is not None:
+            return  # reaped: the pid may belong to someone else now
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -322,6 +343,18 @@ def get_launcher() -> Launcher:
         return _launcher
 
 
+def _forget_dead_launcher(dead: Launcher) -> None:
+    global _launcher
+    with _launcher_lock:
+        if _launcher is dead:
+            _launcher = None
+    dead._sock.close()
+    try:
+        dead._process.wait(0)
+    except subprocess.TimeoutExpired:
+        dead._process.kill()
+
+
 def _close_launcher() -> None:
     if _launcher is not None and _launcher.pid == os.getpid():
         _launcher.close()
@@ -354,7 +387,7 @@ def serve(fd: int) -> None:
     children: dict[int, int] = {}  # pid -> status_w
     _preload()
     while True:
-        ready, _, _ = select.select([sock, wake_r], [], [])
+        ready = readable([sock, wake_r], None)
         if wake_r in ready:
             os.read(wake_r, 4096)
             _reap(children, block=False)
@@ -405,12 +438,13 @@ def _read_request(sock: socket.socket) -> tuple | None:
 def _fork_child(sock: socket.socket, request: tuple, children: dict[int, int],
                 wake: tuple[int, int]) -> None:
     body, cwd, entry_module, status_w, arg_fds, stdio_fds = request
+    launcher_pid = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
         pid = -exc.errno
     if pid == 0:
-        _child_main(sock, body, cwd, arg_fds, stdio_fds, [status_w, *children.values(), *wake])
+        _child_main(launcher_pid, sock, body, cwd, arg_fds, stdio_fds, [status_w, *children.values(), *wake])
     for fd in (*arg_fds, *stdio_fds):
         os.close(fd)
     if pid > 0:
@@ -432,7 +466,7 @@ def _warm(module: str | None) -> None:
             pass  # the child imports it itself and reports any error there
 
 
-def _child_main(sock: socket.socket, body: io.BytesIO, cwd: str, arg_fds: list[int], stdio_fds: list[int],
+def _child_main(launcher_pid: int, sock: socket.socket, body: io.BytesIO, cwd: str, arg_fds: list[int], stdio_fds: list[int],
                 close_fds: list[int]) -> None:
     code = 1
     try:
@@ -447,6 +481,8 @@ def _child_main(sock: socket.socket, body: io.BytesIO, cwd: str, arg_fds: list[i
         libc = globals().get("_libc")
         if libc is not None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the launcher
+            if os.getppid() != launcher_pid:
+                os._exit(1)  # the launcher died before prctl took effect: no orphan
         if cwd != os.getcwd():
             os.chdir(cwd)
         entry, args = _FdUnpickler(body, arg_fds).load()

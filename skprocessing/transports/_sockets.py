@@ -8,13 +8,13 @@ straight into their own `bytearray`, never through the buffer.
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
 import threading
 from collections.abc import Sequence
 
 from ..errors import ChannelClosed
+from ._wait import readable
 from .base import Buffer, Channel, Frames
 
 _COUNT = struct.Struct("<I")
@@ -114,8 +114,7 @@ class SocketChannel(Channel):
             return True
         if self._closed:
             raise ChannelClosed("recv on a closed channel")
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        return bool(ready)
+        return bool(readable([self._sock], timeout))
 
     def _ensure(self, size: int) -> None:
         if size > len(self._buf):
@@ -173,6 +172,8 @@ class SocketChannel(Channel):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            # Not shutdown(): it acts on the socket, not this descriptor, and would also cut
+            # the copy a child process holds (the parent closes its copy after start()).
             self._sock.close()
 
     @property

@@ -179,8 +179,10 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
-        """The channels among `channels` that are ready to `recv()` (empty on timeout)."""
+    def wait(self, channels: Sequence[Channel | Listener],
+             timeout: float | None = None) -> list[Channel | Listener]:
+        """The members of `channels` that are ready: a channel to `recv()`, a listener to
+        `accept()` (empty on timeout). Channels and listeners of this transport only."""
 
     def prepare(self) -> None:
         """Get ready to `start()` processes. Callers that are about to start threads of

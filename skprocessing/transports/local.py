@@ -14,16 +14,18 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
-import select
 import socket
+import struct
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TransportError
 from ._launcher import LaunchedProcess, get_launcher
 from ._sockets import SocketChannel
+from ._wait import readable
 from .base import Channel, Counter, Flag, Listener, Transport
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
@@ -109,11 +111,22 @@ class LocalListener(Listener):
         self._sock.listen(128)
 
     def accept(self, timeout: float | None = None) -> Channel | None:
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
-            return None
-        conn, _ = self._sock.accept()
-        return LocalChannel(conn)
+        """The next channel from a process of this user, or None after `timeout`.
+
+        Abstract Unix socket names are visible to every user (/proc/net/unix) and carry no
+        permissions, so a connection from another user is closed unread: what arrives on a
+        channel gets deserialized, and that must never be a stranger's bytes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not readable([self._sock], left):
+                return None
+            conn, _ = self._sock.accept()
+            if _same_user(conn):
+                return LocalChannel(conn)
+            conn.close()
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
 
     def close(self) -> None:
         self._sock.close()
@@ -126,6 +139,17 @@ class LocalListener(Listener):
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _same_user(conn: socket.socket) -> bool:
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True  # no way to ask on this platform; socket files are then 0700 below
+    _, uid, _ = _CREDENTIALS.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                    _CREDENTIALS.size))
+    return uid == os.geteuid()
 
 
 def _fresh_address() -> str:
@@ -184,8 +208,7 @@ class LocalTransport(Transport):
         buffered = [c for c in channels if getattr(c, "buffered", _no)()]
         if buffered:
             return buffered
-        ready, _, _ = select.select(channels, [], [], timeout)
-        return ready
+        return readable(channels, timeout)
 
 
 def _no() -> bool:

@@ -82,3 +82,24 @@ def test_without_the_decorator_the_child_gets_the_placeholder(database):
 def test_the_decorator_only_takes_classes():
     with pytest.raises(TypeError):
         autoreconnect(lambda: None)
+
+
+def test_secrets_stay_out_of_the_bytes_and_still_reach_the_child(database):
+    from skprocessing import serialize
+
+    secret = "s3cr3t-token-7f21"
+
+    @autoreconnect(**{"sqlite3.Connection": {"*": secret}})
+    class Local(Skprocess):  # defined in a function: the class itself travels by value
+        def __init__(self, path):
+            self.db = sqlite3.connect(path)
+
+        def __run__(self):
+            pass
+
+        def __result__(self):
+            return isinstance(self.db, sqlite3.Connection)
+
+    process = Local(database)
+    assert secret.encode() not in serialize(process)
+    assert process.run() is True  # the child reconnected with the settings it was handed

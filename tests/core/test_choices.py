@@ -91,3 +91,15 @@ def test_child_runs_in_the_parents_current_directory_and_prints_to_its_stdout(tm
     cwd, _ = Where().run()
     assert cwd == str(tmp_path)
     assert "hello from the child" in capfd.readouterr().out
+
+
+def test_registering_local_replaces_the_default_backend():
+    from skprocessing.transports import _schemes
+    saved = _schemes["local"]
+    try:
+        register_transport("local", lambda url: CountingTransport(url))
+        assert isinstance(get_transport(), CountingTransport)
+        assert isinstance(get_transport("local://"), CountingTransport)
+    finally:
+        register_transport("local", saved)
+    assert type(get_transport()) is LocalTransport

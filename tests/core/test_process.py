@@ -228,6 +228,7 @@ def test_stop_on_a_blocked_run_ends_within_its_timeout():
     class Stuck(Skprocess):
         def __init__(self):
             self.process_config.runs = None
+            self.process_config.lives = 100  # without stop() it would retry for ~50 s
             self.process_config.timeouts.run = 0.5
 
         def __run__(self):
@@ -422,3 +423,60 @@ def test_ctrl_c_in_the_parent_leaves_no_orphans():
         parent.kill()
         parent.wait()
     assert wait_gone(child, 10), f"child {child} outlived the interrupted parent"
+
+
+def test_a_child_that_tells_more_than_a_socket_buffer_still_delivers_its_result():
+    class Chatty(Skprocess):
+        def __run__(self):
+            for i in range(20):
+                self.tell(bytes([i]) * 100_000)
+
+        def __result__(self):
+            return "done"
+
+    process = Chatty()
+    process.start()
+    assert process.result.timeout(30)() == "done"
+    heard = [process.listen(timeout=5) for _ in range(20)]
+    assert [h[0] for h in heard] == list(range(20)) and all(len(h) == 100_000 for h in heard)
+
+
+def test_wait_with_a_timeout_is_not_held_up_by_another_thread_waiting():
+    process = Looper()
+    process.start()
+    waiter = threading.Thread(target=process.result)
+    waiter.start()
+    time.sleep(0.1)
+    began = time.monotonic()
+    assert process.wait(timeout=0.1) is False
+    assert time.monotonic() - began < 5
+    process.stop()
+    waiter.join(20)
+    assert not waiter.is_alive()
+
+
+def test_starts_with_more_than_1024_files_open():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert Counter(1).run() == [-1, 0, -2]
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_dead_launcher_is_replaced():
+    from skprocessing.transports._launcher import get_launcher
+    dead = get_launcher()
+    dead._process.kill()
+    dead._process.wait(10)
+    from skprocessing import TransportError
+    with pytest.raises(TransportError, match="launcher process is gone"):
+        Counter(1).run()  # this start finds it gone
+    assert Counter(1).run() == [-1, 0, -2]
+    assert get_launcher() is not dead

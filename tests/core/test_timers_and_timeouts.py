@@ -91,3 +91,19 @@ def test_a_call_that_finishes_in_time_is_not_interrupted_later():
     thread.start()
     thread.join(10)
     assert errors == [None]
+
+
+def test_a_section_timeout_puts_back_someone_elses_alarm():
+    import signal
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        assert call_with_timeout(lambda: 7, 5.0) == 7
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left <= 0.5  # still armed, less the time spent
+        time.sleep(1.0)
+        assert fired == [True]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
