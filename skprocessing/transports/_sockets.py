@@ -21,6 +21,7 @@ _COUNT = struct.Struct("<I")
 _READ_SIZE = 1 << 16
 _DIRECT = 1 << 16  # frames this large bypass the read buffer
 _MAX_IOV = 1000  # below the kernel's IOV_MAX of 1024
+_MAX_FRAMES = 1 << 16  # far above any real message; guards the allocation a header asks for
 _JOIN_BELOW = 1 << 14  # messages this small are joined and sent with one plain send
 
 
@@ -97,6 +98,9 @@ class SocketChannel(Channel):
                 return None
             self._ensure(_COUNT.size)
             (count,) = _COUNT.unpack_from(self._buf, self._start)
+            if count > _MAX_FRAMES:
+                self.close()  # the stream cannot be trusted past a corrupt header
+                raise ChannelClosed(f"corrupt message header ({count} frames); channel closed")
             self._ensure(_COUNT.size + 8 * count)
             lengths = _length_table(count).unpack_from(self._buf, self._start + _COUNT.size)
             self._start += _COUNT.size + 8 * count

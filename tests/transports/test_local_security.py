@@ -50,3 +50,13 @@ def test_a_connection_from_another_user_is_closed_unread():
         stranger.kill()
         stranger.wait()
         listener.close()
+
+
+def test_a_corrupt_header_closes_the_channel_instead_of_allocating_it():
+    import struct
+
+    from skprocessing import ChannelClosed
+    a, b = get_transport().pipe()
+    a._sock.sendall(struct.pack("<I", 0xFFFFFFFF))  # claims four billion frames
+    with pytest.raises(ChannelClosed, match="corrupt"):
+        b.recv(timeout=5)
