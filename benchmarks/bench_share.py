@@ -13,7 +13,13 @@ in flight count).
 2. The same with `share.items.append(i)` (Manager: `Manager().list()` under the lock).
 3. A read of one key of a 1,000-entry shared dict vs a read of a shared int (target ~1x).
 4. Pipe send/recv echo vs a bare `multiprocessing.Pipe` echo (target >= 0.8x).
+5. A remote Share: `share.counter += 1` from 2 processes with the Share (and the
+   processes) on the ZeroMQ transport over tcp://127.0.0.1, as a ratio to the same on the
+   local transport (target >= 0.5x). Timed from "go" (workers started and connected) until
+   every worker said "done" and the final value was read (exactly 2 x --ops).
 Workers are Skprocesses for Share, fork `multiprocessing.Process`es for the baselines.
+
+    python benchmarks/bench_share.py --only remote     # section 5 alone
 """
 
 from __future__ import annotations
@@ -95,6 +101,57 @@ def ours(kind: str, ops: int) -> float:
         elapsed = time.perf_counter() - began
     assert final == WORKERS * ops, f"ours {kind}: {final} != {WORKERS * ops}"
     return WORKERS * ops / elapsed
+
+
+class Timed(Skprocess):
+    """Connects, says "ready", counts on "go", says "done", ends on "bye"."""
+
+    def __init__(self, share, ops: int):
+        self.share, self.ops = share, ops
+
+    def __run__(self):
+        share = self.share
+        share.counter += 0  # connect before the clock starts
+        self.tell("ready")
+        self.listen(60)
+        for _ in range(self.ops):
+            share.counter += 1
+        self.tell("done")
+        self.listen(60)
+
+
+def counting_rate(url: str | None, ops: int) -> float:
+    """Increments/s of `share.counter += 1` from WORKERS processes, Share and processes on
+    transport `url` (None: local)."""
+    share = Share(transport=url)
+    try:
+        share.counter = 0
+        workers = [Timed(share, ops) for _ in range(WORKERS)]
+        for worker in workers:
+            worker.start(transport=url)
+        for worker in workers:
+            assert worker.listen(60) == "ready"
+        began = time.perf_counter()
+        for worker in workers:
+            worker.tell("go")
+        for worker in workers:
+            assert worker.listen(120) == "done"
+        final = share.counter
+        elapsed = time.perf_counter() - began
+        for worker in workers:
+            worker.tell("bye")
+            worker.result()
+        assert final == WORKERS * ops, f"{url or 'local'}: {final} != {WORKERS * ops}"
+        return WORKERS * ops / elapsed
+    finally:
+        share.stop()
+
+
+def remote(ops: int, repeat: int) -> None:
+    rates = _interleaved({"tcp": lambda: counting_rate("tcp://127.0.0.1:0", ops),
+                          "local": lambda: counting_rate(None, ops)}, repeat)
+    report(f"remote Share (tcp://127.0.0.1) share.counter += 1, {WORKERS}x{ops}: vs local",
+           rates["tcp"], rates["local"], "ops/s", ">= 0.5x")
 
 
 def _manager_count(value, lock, ops):
@@ -206,7 +263,11 @@ def main() -> None:
     parser.add_argument("--suitkaise-ops", type=int, default=10000)
     parser.add_argument("--echoes", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are kept")
+    parser.add_argument("--only", choices=["remote"], default=None, help="one section alone")
     args = parser.parse_args()
+    if args.only == "remote":
+        remote(args.ops, args.repeat)
+        return
     for kind, label in (("counter", "share.counter += 1"), ("items", "share.items.append(i)")):
         rates = _interleaved({"ours": lambda: ours(kind, args.ops),
                               "manager": lambda: manager(kind, args.ops),
@@ -226,6 +287,7 @@ def main() -> None:
                          "mp": lambda: echo_rate(_fork.Pipe, args.echoes)}, args.repeat)
     report("Pipe send/recv echo vs bare multiprocessing.Pipe", echo["ours"], echo["mp"],
            "rt/s", ">= 0.8x")
+    remote(args.ops, args.repeat)
 
 
 if __name__ == "__main__":

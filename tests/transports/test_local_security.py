@@ -22,10 +22,13 @@ import socket, struct, sys, time
 path = sys.argv[1]
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect("\\0" + path[1:] if path.startswith("@") else path)
+print("connected", flush=True)
 payload = b"not for you"
-sock.sendall(struct.pack("<IQ", 1, len(payload)) + payload)
-time.sleep(1)
-print("sent")
+try:
+    sock.sendall(struct.pack("<IQ", 1, len(payload)) + payload)
+    time.sleep(1)
+except (BrokenPipeError, ConnectionResetError):
+    pass  # the listener already closed it: that is the point
 """
 
 
@@ -41,7 +44,7 @@ def test_a_connection_from_another_user_is_closed_unread():
     try:
         assert listener.accept(timeout=3) is None  # refused, never handed to the caller
         out, err = stranger.communicate(timeout=10)
-        assert out.strip() == "sent", err  # it did connect and send
+        assert out.strip() == "connected", err  # it did get in at the socket level
         ours = transport.connect(listener.address, timeout=5)  # this user still gets in
         accepted = listener.accept(timeout=5)
         ours.send([b"hello"])

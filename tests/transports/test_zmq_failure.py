@@ -26,6 +26,23 @@ def _env() -> dict[str, str]:
     return dict(os.environ, SKPROCESSING_KEY=KEY, PYTHONUNBUFFERED="1")
 
 
+def _accept_agent(listener, timeout: float = 30.0):
+    """The next channel whose first message is an agent's HELLO (its workers connect too)."""
+    from skprocessing.core.pool._messages import AGENT, HELLO
+    from skprocessing.serializers.codec import Codec
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        channel = listener.accept(timeout=max(0.1, deadline - time.monotonic()))
+        if channel is None:
+            return None
+        frames = channel.recv(timeout=10)
+        kind, body = Codec().decode(frames)
+        if kind == HELLO and body[0] == AGENT:
+            return channel
+        channel.close()  # one of its workers: not what this test watches
+    return None
+
+
 def _closed_within(channel, limit: float) -> float:
     began = time.monotonic()
     with pytest.raises(ChannelClosed):
@@ -51,9 +68,11 @@ def test_agent_joins_and_its_death_is_detected():
          "--heartbeat", str(HEARTBEAT), "--dead-after", str(DEAD_AFTER)],
         env=_env(), stderr=subprocess.PIPE, text=True)
     try:
-        channel = listener.accept(timeout=30)
+        channel = _accept_agent(listener)
         assert channel is not None, "the agent never joined"
         time.sleep(3 * DEAD_AFTER)  # idle, but heartbeats keep the session alive
+        while channel.poll(0):  # DIED reports of the workers closed above, if any
+            channel.recv(timeout=0)
         assert channel.poll(0) is False
         agent.kill()
         assert _closed_within(channel, LIMIT) < LIMIT
@@ -73,9 +92,9 @@ def test_agent_reconnects_when_the_head_drops_it():
          "--heartbeat", str(HEARTBEAT), "--dead-after", str(DEAD_AFTER)],
         env=_env(), stderr=subprocess.PIPE, text=True)
     try:
-        first = listener.accept(timeout=30)
+        first = _accept_agent(listener)
         first.close()
-        second = listener.accept(timeout=30)
+        second = _accept_agent(listener)
         assert second is not None, "the agent did not come back"
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(10) == 0

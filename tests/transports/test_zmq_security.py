@@ -227,8 +227,11 @@ def test_curve_encrypts_and_needs_curve_on_both_sides():
     with pytest.raises(TransportError):
         plain.connect(listener.address, timeout=0.5)
     client.close(), server.close(), listener.close()
+    keyless = ZmqTransport("tcp://127.0.0.1?curve=1")  # checked on use (so with_key() works)
     with pytest.raises(TransportError, match="needs a key"):
-        ZmqTransport("tcp://127.0.0.1?curve=1")
+        keyless.listen()
+    with pytest.raises(TransportError, match="needs a key"):
+        keyless.connect(listener.address)
 
 
 def test_channel_ends_do_not_pickle_outside_start():

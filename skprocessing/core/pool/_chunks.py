@@ -32,7 +32,7 @@ class Chunk:
     """Consecutive items `start .. start+len(items)-1` of one call, sent as one TASK."""
 
     __slots__ = ("call", "chunk_id", "start", "items", "frames", "deaths", "early_deaths",
-                 "started")
+                 "started", "host_losses", "suspect")
 
     def __init__(self, call: Any, chunk_id: int, start: int, items: list, frames: list):
         self.call = call
@@ -43,6 +43,8 @@ class Chunk:
         self.deaths = 0        # worker deaths while this chunk was running
         self.early_deaths = 0  # worker deaths after it was sent, before it started
         self.started = False   # the worker said STARTED for it
+        self.host_losses: list[str] = []  # hosts lost (not by its fault) while running it
+        self.suspect = False   # a worker died on it: it runs alone until it settles
 
     @property
     def nbytes(self) -> int:

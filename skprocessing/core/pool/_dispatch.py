@@ -41,23 +41,36 @@ class Dispatching:
         self._calls = [c for c in self._calls if not (c.cancelled or c.done or c.planner.exhausted)]
         if not self._running or not (self._calls or self._requeue):
             return
+        if not self._slots:
+            self._prime()
         sent = True
         while sent:  # one chunk per worker per round, so work spreads evenly
             sent = False
             for slot in list(self._slots.values()):
-                if slot.credits > 0 and not slot.timed and slot.fate is None:
+                if slot.credits > 0 and not slot.timed and slot.fate is None and slot.settle_at is None:
                     chunk = self._next_chunk(idle=not slot.inflight)
                     if chunk is not None:
                         self._send(slot, chunk)
                         sent = True
 
+    def _prime(self) -> None:
+        # No worker yet (a head waiting for hosts to join): cut each new call's first
+        # chunk anyway, so an empty input (or one that raises) ends its call now.
+        for call in self._calls:
+            if call.planner.taken == 0 and call.wants_more():
+                try:
+                    self._requeue.extend(call.next_chunks(self.codec, 1, self._chunk_ids.__next__))
+                except Exception as exc:  # the caller's iterator raised: the call fails with it
+                    call.fail(exc)
+
     def _next_chunk(self, idle: bool) -> Chunk | None:
         # A chunk with a per-item timeout goes only to an idle worker (and nothing goes
         # behind it), so it starts at once and a kill for its timeout costs no other item.
+        # So does a suspect chunk (a worker died running it): alone, its death is its own.
         index = 0
         while index < len(self._requeue):  # almost always settled at index 0
             chunk = self._requeue[index]
-            if chunk.call.cancelled or chunk.call.timeout is None or idle:
+            if chunk.call.cancelled or (chunk.call.timeout is None and not chunk.suspect) or idle:
                 del self._requeue[index]
                 if not chunk.call.cancelled:
                     return chunk
@@ -68,7 +81,7 @@ class Dispatching:
         for call in self._calls:
             if (call.timeout is None or idle) and call.wants_more():
                 try:
-                    chunks = call.next_chunks(self.codec, self.size, self._chunk_ids.__next__)
+                    chunks = call.next_chunks(self.codec, max(1, len(self._slots)), self._chunk_ids.__next__)
                 except Exception as exc:  # the caller's iterator raised: the call fails with it
                     call.fail(exc)
                     continue

@@ -6,33 +6,40 @@ first is the one it was running and the rest had not started:
     queued chunks     → back to the front of the retry queue, no penalty
     running chunk     ├ its call was cancelled           → dropped
                       ├ not STARTED yet                  → requeued, no penalty (a few times)
+                      ├ a remote worker lost without a   → requeued, no penalty: its host went
+                      │ DIED from its agent                down or off the network (a few times)
                       ├ the head killed it for a timeout → ProcessTimeoutError at its item
                       ├ several items                    → split in halves and requeued
                       │                                    (deaths narrow it down to one item)
-                      └ one item                         → retried while deaths <= retries,
-                                                           else ProcessDiedError naming it
+                      └ one item                         → retried while deaths <= retries
+                                                           (remote: at least once), else
+                                                           ProcessDiedError naming it
     the worker        → replaced by a fresh one (if this pool started it)
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from ...errors import ProcessDiedError, ProcessError, ProcessTimeoutError
+from ...errors import ChannelClosed, ProcessDiedError, ProcessError, ProcessTimeoutError
 from ...serializers.codec import Codec
 from ...transports.base import Channel, ProcessHandle
 from ._chunks import Chunk
-from ._messages import TASK, pack_error
+from ._messages import KILL, TASK, pack_error
 from ._workers import WorkerSlot
+
+log = logging.getLogger("skprocessing.pool")
 
 __all__ = ["FaultHandling", "BOOT_FAILURES"]
 
 BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
 EARLY_DEATHS = 3   # deaths before a chunk starts, after which its call gives up on it
+HOST_LOSSES = 5    # remote workers lost (host or network) while running one chunk: give up
 
 
 class FaultHandling:
@@ -48,6 +55,9 @@ class FaultHandling:
     _acceptor: threading.Thread
 
     _start_worker: Any  # Scheduler._start_worker: start one more local worker
+    _lost_workers: int
+    _agents: dict[Channel, tuple[str, str]]
+    _reliable_last_words: bool  # a dead worker's sends all arrive (the local transport)
 
     def _check_starting(self) -> None:
         if self._starting and not self._acceptor.is_alive():
@@ -68,8 +78,14 @@ class FaultHandling:
         slot.deadline = None
         if slot.handle is not None:
             slot.handle.kill()  # its channel closes; _lost() runs when the loop sees it
-        else:
-            self._lost(slot)  # a worker that joined by address: drop the connection
+            return
+        for channel, (agent_id, _) in self._agents.items():
+            if agent_id is not None and agent_id == slot.agent:
+                try:  # its agent ends it (and starts another), so it runs nothing more
+                    channel.send(self.codec.encode(KILL, slot.pid))
+                except ChannelClosed:
+                    pass
+        self._lost(slot)  # a worker that joined by address: drop the connection
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
@@ -81,6 +97,13 @@ class FaultHandling:
         """A worker's channel closed: settle what it held, start a replacement."""
         del self._slots[slot.channel]
         slot.channel.close()
+        self._lost_workers += 1
+        if slot.handle is None:
+            why = {None: "no heartbeat, or it left", "died": "its agent reported the death",
+                   "timeout": "killed for a timeout", "cancel": "killed: its call was cancelled"}
+            log.warning("lost %s (%s); %d item(s) it held go elsewhere or settle", slot.describe(),
+                        why.get(slot.fate and slot.fate[0], "?"),
+                        sum(len(c) for c in slot.inflight))
         if slot.handle is not None:
             slot.handle.join(1.0)  # for its exit code in the error message
         if self._running and slot.handle is not None:
@@ -102,7 +125,9 @@ class FaultHandling:
         fate = slot.fate[0] if slot.fate else None
         if call.cancelled:
             self._drop(chunk)
-        elif not chunk.started and fate is None:
+        elif fate is None and slot.handle is None:
+            self._host_lost(chunk, slot)  # started or not: never the items' fault
+        elif not chunk.started and fate in (None, "died"):
             self._died_before_start(chunk, slot)
         elif fate == "timeout":
             error = ProcessTimeoutError(
@@ -113,13 +138,32 @@ class FaultHandling:
             self._split(chunk)  # which item killed it is unknown: narrow it down
         else:
             chunk.deaths += 1
-            if chunk.deaths > call.retries:
+            # Over a network transport a worker's last messages may die with it (still in
+            # its ZeroMQ queue), so "it was running this item" is a guess: the item runs
+            # again, alone (suspect), and is blamed only when a second worker dies on it.
+            allowed = call.retries if self._reliable_last_words else max(call.retries, 1)
+            if chunk.deaths > allowed:
                 times = f" ({chunk.deaths} attempts)" if chunk.deaths > 1 else ""
+                code = slot.handle.exitcode if slot.handle is not None else (
+                    slot.fate[1] if slot.fate and slot.fate[0] == "died" else None)
                 self._fail_chunk(chunk, ProcessDiedError(
                     f"{chunk.describe()} of {call.name} did not finish: {slot.describe()} "
-                    f"while running it{times}", exitcode=slot.handle and slot.handle.exitcode))
+                    f"while running it{times}", exitcode=code))
             else:
+                chunk.suspect = True
                 self._requeue.appendleft(chunk)
+
+    def _host_lost(self, chunk: Chunk, slot: WorkerSlot) -> None:
+        # A remote worker gone without its agent reporting a death: the host died or its
+        # network went. Not the item's fault, unless every host that runs it vanishes.
+        chunk.host_losses.append(slot.host or f"pid {slot.pid}")
+        if len(chunk.host_losses) < HOST_LOSSES:
+            chunk.started = False
+            self._requeue.appendleft(chunk)
+            return
+        self._fail_chunk(chunk, ProcessDiedError(
+            f"{chunk.describe()} of {chunk.call.name} did not finish: {len(chunk.host_losses)} "
+            f"worker hosts were lost while running it ({', '.join(chunk.host_losses)})"))
 
     def _died_before_start(self, chunk: Chunk, slot: WorkerSlot) -> None:
         # Not the items' fault, as a rule (a worker killed while idle, a host lost): run
@@ -127,6 +171,9 @@ class FaultHandling:
         # items) is what kills workers, and the call must end rather than loop.
         chunk.early_deaths += 1
         if chunk.early_deaths < EARLY_DEATHS:
+            # Over a network transport "not started" may be a STARTED lost with its
+            # worker: run it alone next time, so a death is surely its own.
+            chunk.suspect = not self._reliable_last_words
             self._requeue.appendleft(chunk)
             return
         self._fail_chunk(chunk, ProcessDiedError(

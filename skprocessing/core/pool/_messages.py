@@ -5,18 +5,34 @@ and the serializer's frames, so large buffers ride as their own out-of-band fram
 receiver refuses data made by a serializer it was not told to accept. Bodies are plain
 tuples (cheap to build and to pickle), named here once:
 
-    worker -> head   HELLO    (worker_id | None, pid, credits)      once, after connect()
-                     RESULT   (chunk_id, values, errors, seconds)   one per chunk; +1 credit
+    worker -> head   HELLO    (worker_id | None, pid, credits, host, agent_id | None)
+                                                                    once, after connect()
+                     RESULT   (chunk_id, values, errors, seconds, next_started)
+                                                                    one per chunk; +1 credit
                      STARTED  chunk_id                              as each chunk begins
+    agent -> head    HELLO    ("agent", pid, 0, host, agent_id)    a worker host's nanny
+                     DIED     (pid, exitcode)                       one of its workers died
+    head -> agent    KILL     pid                        end that worker (timeout, cancel)
     head -> worker   FUNC     (func_id, star, skprocess, fn_frames, forget_ids)
                      TASK     (chunk_id, func_id, items)
                      STOP     None                                  finish and exit
 
 Credit-based flow: a worker announces how many chunks it may hold (`credits`, a small
 prefetch); the head never sends more TASKs than that, and each RESULT returns one credit.
-A remote worker that joins by address speaks exactly the same messages.
+A remote worker that joins by address speaks exactly the same messages. The first
+three HELLO fields are required; `host` and `agent_id` may be missing (older workers).
 
-STARTED tells the head that the worker has the function loaded and begins the chunk: a
+A worker host runs an agent (`python -m skprocessing worker URL`) that starts the
+workers and watches them. Its own session carries DIED: the head then settles that
+worker at once (no waiting for a heartbeat) and charges its running item with a death.
+A worker lost without a DIED (host down, network cut, heartbeat silence) was not killed
+by its item: its chunks go to other workers at no cost to them.
+
+STARTED tells the head that the worker has the function loaded and begins the chunk
+(sent only when the worker was idle: a chunk that was already waiting in the worker when
+it sent the previous RESULT starts right after it, so that RESULT, with `next_started`
+true, stands for its STARTED; this saves one message in three when the worker is kept
+busy by its prefetch): a
 per-item timeout is measured from it (not from the send, so loading and importing do not
 count), and a worker that dies before it is not charged to the chunk's items.
 
@@ -31,7 +47,8 @@ import traceback
 
 from ...errors import ProcessError, RemoteTraceback
 
-__all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "STARTED", "strip_error",
+__all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "STARTED", "DIED", "KILL",
+           "AGENT", "strip_error",
            "pack_error", "unpack_error"]
 
 HELLO = 1
@@ -41,6 +58,9 @@ TASK = 4
 STOP = 5
 FUNCTION_BODY = 6  # the mapped callable, encoded once per call and embedded in FUNC
 STARTED = 7
+DIED = 8
+KILL = 9
+AGENT = "agent"  # the worker_id an agent's HELLO carries
 
 PackedError = tuple  # (exception | None, type name, message, traceback text)
 

@@ -14,13 +14,16 @@
                                                       per worker, TASK while credits ───┘
 
 Only this thread touches worker channels, slots, the retry queue and the list of calls,
-so none of them needs a lock; other threads talk to it through `_command`.
+so none of them needs a lock; other threads talk to it through `_command`. Workers that
+join by address, and the agents that start them on other hosts, are handled in
+`_hosts.py`; dispatch in `_dispatch.py`; deaths, losses and timeouts in `_faults.py`.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import threading
 import time
 from typing import Any
@@ -32,14 +35,17 @@ from ._call import Call
 from ._chunks import Chunk
 from ._dispatch import Dispatching
 from ._faults import FaultHandling
-from ._messages import RESULT, STARTED, STOP
+from ._hosts import RemoteWorkers
+from ._messages import AGENT, RESULT, STARTED, STOP
 from ._worker import worker_main
 from ._workers import Acceptor, WorkerSlot
 
 __all__ = ["Scheduler"]
 
+log = logging.getLogger("skprocessing.pool")
 
-class Scheduler(Dispatching, FaultHandling):
+
+class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
     """Runs calls on `size` workers it starts through `transport` (and any that join)."""
 
     def __init__(self, transport: Transport, codec: Codec, size: int, credits: int):
@@ -55,6 +61,15 @@ class Scheduler(Dispatching, FaultHandling):
         self._wake_lock = threading.Lock()
         self._wake_pending = False
         self._slots: dict[Channel, WorkerSlot] = {}
+        self._agents: dict[Channel, tuple[str, str]] = {}  # a worker host's nanny: (id, host)
+        self._done_items = 0
+        self._duplicates = 0
+        self._lost_workers = 0
+        self._no_workers_since: float | None = time.monotonic()
+        self._next_handle_check = 0.0
+        self._watch_handles = getattr(transport, "name", "") != "local"
+        self._settling: set[Channel] = set()
+        self._reliable_last_words = not self._watch_handles
         self._starting: dict[int, ProcessHandle] = {}
         self._calls: list[Call] = []
         self._requeue: collections.deque[Chunk] = collections.deque()
@@ -93,6 +108,15 @@ class Scheduler(Dispatching, FaultHandling):
         handles = [s.handle for s in list(self._slots.values())] + list(self._starting.values())
         return [h.pid for h in handles if h is not None and h.pid is not None]
 
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """A snapshot taken by the scheduler thread (see `Pool.status`)."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self._command("status", box, done)
+        if not done.wait(timeout):
+            raise StateError("the pool's scheduler did not answer (is the pool closed?)")
+        return box
+
     def _admit(self, channel: Channel, hello: tuple) -> None:
         self._command("admit", channel, hello)
 
@@ -114,13 +138,18 @@ class Scheduler(Dispatching, FaultHandling):
     def _run(self) -> None:
         try:
             while self._running:
-                ready = self.transport.wait([self._wake_rx, *self._slots], self._wait_time())
+                ready = self.transport.wait([self._wake_rx, *self._slots, *self._agents],
+                                            self._wait_time())
                 for channel in ready:
                     if channel is self._wake_rx:
                         self._on_wake()
                     elif channel in self._slots:
                         self._on_message(self._slots[channel])
+                    elif channel in self._agents:
+                        self._on_agent_message(channel)
                 self._check_starting()
+                self._check_handles()
+                self._check_no_workers()
                 self._check_deadlines()
                 self._dispatch()
         except BaseException as exc:  # a bug or a broken transport must not hang callers
@@ -132,6 +161,12 @@ class Scheduler(Dispatching, FaultHandling):
         if self._starting:
             return 0.05  # watch for workers that die before they say HELLO
         deadlines = [s.deadline for s in self._slots.values() if s.deadline is not None]
+        if self._watch_handles and any(s.handle is not None for s in self._slots.values()):
+            deadlines.append(self._next_handle_check)
+        deadlines += [self._slots[c].settle_at for c in self._settling if c in self._slots]
+        if self._no_workers_since is not None:
+            deadlines += [self._waiting_since(c) + c.timeout for c in self._waiting_calls()
+                          if c.timeout is not None]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -155,35 +190,49 @@ class Scheduler(Dispatching, FaultHandling):
         except DeserializationError as exc:
             kind, body = RESULT, exc
         if kind == STARTED:
-            if slot.inflight and slot.inflight[0].chunk_id == body:
-                running = slot.inflight[0]
-                running.started = True
-                if running.call.timeout is not None:
-                    slot.deadline = time.monotonic() + running.call.timeout
+            if slot.inflight and slot.inflight[0].chunk_id == body and not slot.inflight[0].started:
+                self._started(slot)
             return
         if kind != RESULT or not slot.inflight:
             return  # nothing else is expected from a worker: drop it rather than die
-        chunk = slot.inflight.popleft()
+        if isinstance(body, DeserializationError) or body[0] is None:
+            chunk = slot.inflight.popleft()  # the chunk it was running: it had no id to give
+        else:
+            chunk = _take(slot.inflight, body[0])
+            if chunk is None:
+                # Not a chunk this worker holds: a late duplicate (the chunk was settled
+                # elsewhere after this worker was given up on). Each result counts once.
+                self._duplicates += 1
+                log.warning("dropped a duplicate result of chunk %s from %s", body[0], slot.describe())
+                return
         slot.credits += 1
         slot.deadline = None
         if isinstance(body, DeserializationError):
             self._fail_chunk(chunk, DeserializationError(
                 f"the results of {chunk.describe()} could not be loaded: {body}"))
             return
-        chunk_id, values, errors, seconds = body
+        chunk_id, values, errors, seconds, *rest = body
+        if rest and rest[0] and slot.inflight and not slot.inflight[0].started:
+            self._started(slot)  # it was waiting in the worker: it starts now (see STARTED)
         if chunk_id is None:
             self._unloadable(chunk, errors)
             return
-        if chunk.chunk_id != chunk_id:
-            raise ProcessError(f"protocol error: {slot.describe()} answered chunk {chunk_id}, "
-                               f"expected {chunk.chunk_id}")
+        slot.done += len(chunk)
+        self._done_items += len(chunk)
         chunk.call.finished(chunk, values, errors, seconds, sum(memoryview(f).nbytes for f in frames))
+
+    def _started(self, slot: WorkerSlot) -> None:
+        running = slot.inflight[0]
+        running.started = True
+        if running.call.timeout is not None:
+            slot.deadline = time.monotonic() + running.call.timeout
 
     # -- commands ----------------------------------------------------------------------------
     def _do_submit(self, call: Call) -> None:
         if self.broken is not None:
             call.fail(self.broken)
         else:
+            call.queued_at = time.monotonic()  # type: ignore[attr-defined]  # see _hosts
             self._calls.append(call)
 
     def _do_cancel(self, call: Call, kill: bool) -> None:
@@ -197,16 +246,23 @@ class Scheduler(Dispatching, FaultHandling):
         call.check_done()
 
     def _do_admit(self, channel: Channel, hello: tuple) -> None:
-        worker_id, pid, credits = hello
-        handle = self._starting.get(worker_id)
+        worker_id, pid, credits, *more = hello
+        host, agent = (list(more) + [None, None])[:2]
         if not self._running:
             _send_quietly(channel, self.codec.encode(STOP, None))
             channel.close()
             return
+        if worker_id == AGENT:
+            self._agents[channel] = (agent, host)
+            log.info("agent of host %s joined (pid %s)", host, pid)
+            return
+        handle = self._starting.get(worker_id) if isinstance(worker_id, int) else None
         # Into _slots before out of _starting: worker_pids() (another thread) sees it always.
-        self._slots[channel] = WorkerSlot(channel, pid, max(1, int(credits)), handle)
+        self._slots[channel] = WorkerSlot(channel, pid, max(1, int(credits)), handle, host, agent)
         self._starting.pop(worker_id, None)
         self._boot_failures = 0
+        if handle is None:
+            log.info("worker pid %s of host %s joined (%d connected)", pid, host, len(self._slots))
 
     def _do_stop(self) -> None:
         self._running = False
@@ -235,7 +291,10 @@ class Scheduler(Dispatching, FaultHandling):
                 handle.join(1.0)
         for slot in self._slots.values():
             slot.channel.close()
+        for channel in self._agents:
+            channel.close()
         self._slots.clear()
+        self._agents.clear()
         self._starting.clear()
         self._wake_rx.close()
         self._wake_tx.close()
@@ -261,6 +320,17 @@ class Scheduler(Dispatching, FaultHandling):
         worker_id = next(self._worker_ids)
         self._starting[worker_id] = self.transport.start(
             worker_main, self._spec, self.address, self._token, worker_id, self.credits)
+
+
+def _take(inflight: collections.deque[Chunk], chunk_id: int) -> Chunk | None:
+    """Remove and return the chunk `chunk_id` (almost always the first), or None."""
+    if inflight and inflight[0].chunk_id == chunk_id:
+        return inflight.popleft()
+    for chunk in inflight:
+        if chunk.chunk_id == chunk_id:
+            inflight.remove(chunk)
+            return chunk
+    return None
 
 
 def _send_quietly(channel: Channel, frames: list) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import platform
 import threading
 import time
 import traceback
@@ -31,22 +32,25 @@ __all__ = ["worker_main", "serve"]
 
 
 def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: int | None,
-                credits: int) -> None:
-    """Entry point of a pool worker (started through `Transport.start`)."""
+                credits: int, agent_id: str | None = None, done: Counter | None = None) -> None:
+    """Entry point of a pool worker (started through `Transport.start`). `agent_id`: the
+    agent (nanny) that started it, if any; `done`: a counter of items finished, which the
+    agent reads for its throughput log."""
     # Ctrl-C reaches the whole terminal process group; the head decides what it cancels.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     codec = Codec.from_token(codec_token)
     channel = get_transport(transport_spec).connect(address, timeout=30.0)
-    channel.send(codec.encode(HELLO, (worker_id, os.getpid(), credits)))
+    channel.send(codec.encode(HELLO, (worker_id, os.getpid(), credits, platform.node(),
+                                      agent_id)))
     try:
-        serve(channel, codec)
+        serve(channel, codec, done)
     except ChannelClosed:
         pass  # the head is gone: nothing left to work for
     finally:
         channel.close()
 
 
-def serve(channel: Channel, codec: Codec) -> None:
+def serve(channel: Channel, codec: Codec, done: Counter | None = None) -> None:
     """Answer FUNC/TASK messages on `channel` until STOP or until the head goes away."""
     # A reader thread drains the channel into `inbox`, so the head's sends never block on
     # us while we block sending a large result to it (each side waiting on the other).
@@ -54,6 +58,7 @@ def serve(channel: Channel, codec: Codec) -> None:
     threading.Thread(target=_read, args=(channel, inbox), name="skprocessing-worker-reader",
                      daemon=True).start()
     functions: dict[int, Callable[..., Any]] = {}
+    queued = False  # the next TASK was already here when the last RESULT went out
     while True:
         frames = inbox.get()
         if frames is None:
@@ -64,15 +69,22 @@ def serve(channel: Channel, codec: Codec) -> None:
             # Items that pickled in the head but do not unpickle here: say so (chunk_id None
             # means "the chunk you sent next"), and serve on.
             channel.send(codec.encode(RESULT, (None, [], pack_error(exc), 0.0)))
+            queued = False
             continue
         if kind == TASK:
             chunk_id, func_id, items = body
             fn = functions[func_id]
-            channel.send(codec.encode(STARTED, chunk_id))  # see _messages: STARTED
+            if not queued:  # else the head counts it started at the RESULT before it
+                channel.send(codec.encode(STARTED, chunk_id))  # see _messages: STARTED
             began = time.perf_counter()
             values, errors = run_chunk(fn, items)
             elapsed = time.perf_counter() - began
-            channel.send(encode_result(codec, chunk_id, values, errors, elapsed))
+            # Checked before the RESULT goes: a TASK already here was sent before the head
+            # reads this RESULT, so the head can mark it started then (no STARTED needed).
+            queued = not inbox.empty()
+            channel.send(encode_result(codec, chunk_id, values, errors, elapsed, queued))
+            if done is not None:
+                done.value += len(values)
         elif kind == FUNC:
             load_function(codec, functions, body)
         elif kind == STOP:
@@ -119,7 +131,7 @@ def run_chunk(fn: Callable[[Any], Any], items: list) -> tuple[list, dict | None]
 
 
 def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None,
-                  elapsed: float) -> list:
+                  elapsed: float, next_started: bool = False) -> list:
     """RESULT frames; a value or error that will not serialize is replaced, per item, by
     a SerializationError that names the item's offset and the failing path."""
     if errors:
@@ -128,7 +140,7 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
         errors = {offset: packed if _round_trips(codec, packed[0]) else strip_error(packed)
                   for offset, packed in errors.items()}
     try:
-        return codec.encode(RESULT, (chunk_id, values, errors, elapsed))
+        return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started))
     except SerializationError:
         pass
     errors = dict(errors or {})
@@ -143,7 +155,7 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
             error = SerializationError(f"the result could not be sent back: {exc}",
                                        path=exc.path, type_name=exc.type_name)
             errors[offset] = pack_error(error, "")
-    return codec.encode(RESULT, (chunk_id, values, errors, elapsed))
+    return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started))
 
 
 def _round_trips(codec: Codec, obj: Any) -> bool:

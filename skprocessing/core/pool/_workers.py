@@ -26,12 +26,17 @@ class WorkerSlot:
     them), and the functions it has cached."""
 
     __slots__ = ("channel", "pid", "handle", "credits", "inflight", "functions",
-                 "deadline", "fate")
+                 "deadline", "fate", "host", "agent", "done", "settle_at")
 
-    def __init__(self, channel: Channel, pid: int, credits: int, handle: ProcessHandle | None):
+    def __init__(self, channel: Channel, pid: int, credits: int, handle: ProcessHandle | None,
+                 host: str | None = None, agent: str | None = None):
         self.channel = channel
         self.pid = pid
         self.handle = handle
+        self.host = host    # the worker's host name, when it said (for messages, status)
+        self.agent = agent  # the id of the agent (nanny) that started it, if any
+        self.done = 0       # items it has finished
+        self.settle_at: float | None = None  # known dead: settle it then (late messages)
         self.credits = credits
         self.inflight: collections.deque[Chunk] = collections.deque()
         self.functions: set[int] = set()
@@ -40,8 +45,9 @@ class WorkerSlot:
 
     @property
     def timed(self) -> bool:
-        """True while it runs an item that has a per-item timeout (it gets nothing else)."""
-        return any(chunk.call.timeout is not None for chunk in self.inflight)
+        """True while it runs an item that has a per-item timeout, or a suspect one (it
+        gets nothing else)."""
+        return any(chunk.call.timeout is not None or chunk.suspect for chunk in self.inflight)
 
     def describe(self) -> str:
         how = ""
@@ -49,7 +55,11 @@ class WorkerSlot:
             code = self.handle.exitcode
             if code is not None:
                 how = f" killed by signal {-code}" if code < 0 else f" exited with code {code}"
-        return f"worker pid {self.pid}{how}"
+        elif self.fate is not None and self.fate[0] == "died":
+            code = self.fate[1]
+            how = f" killed by signal {-code}" if code < 0 else f" exited with code {code}"
+        where = f" on host {self.host}" if self.host and self.handle is None else ""
+        return f"worker pid {self.pid}{where}{how}"
 
 
 class Acceptor(threading.Thread):

@@ -109,7 +109,7 @@ class Pool(_Maps):
     `workers`: how many (default: the CPU count). `transport`, `serializer`: an object,
     URL or name (defaults: local processes, the default serializer). `chunksize`,
     `timeout` (per item), `retries`: defaults for every map. `prefetch`: chunks a worker
-    may hold at once (its credits). Context manager: `close()` on a normal exit,
+    may hold at once (its credits; default 2 locally, 4 over a network transport). Context manager: `close()` on a normal exit,
     `terminate()` on an exception.
 
     Two kinds of time limit: `timeout=` is per item (the item fails with
@@ -117,16 +117,26 @@ class Pool(_Maps):
     `.timeout(s)` modifier limits the whole call (for an iterator, the whole iteration)
     and raises `ResultTimeoutError`, cancelling what is left of the call.
 
+    Across hosts (the ZeroMQ transport): `Pool(0, transport="tcp://0.0.0.0:5555", key=...)`
+    binds there and starts no worker itself; worker hosts join with `python -m skprocessing
+    worker tcp://HEAD:5555 --workers N` (same key) and may come and go at any time. A map
+    with no worker connected waits for one (at most its per-item `timeout`, if any). `key`:
+    the shared signing key, for a transport that takes one (else `SKPROCESSING_KEY`).
+    `status()` tells who is connected and how far the work is.
+
     Raises `StateError` from every map once closed or terminated.
     """
 
     def __init__(self, workers: int | None = None, *, transport: str | Transport | None = None,
                  serializer: Any = None, chunksize: int | None = None,
-                 timeout: float | None = None, retries: int = 0, prefetch: int = 2):
+                 timeout: float | None = None, retries: int = 0, prefetch: int | None = None,
+                 key: bytes | str | None = None):
         if workers is None:
             workers = os.cpu_count() or 1
-        _positive_int("workers", workers)
-        _positive_int("prefetch", prefetch)
+        if not (type(workers) is int and workers == 0):  # 0: a head only, its workers join by address
+            _positive_int("workers", workers)
+        if prefetch is not None:
+            _positive_int("prefetch", prefetch)
         _check_options(chunksize, timeout, retries)
         self._pool = self
         self._star = False
@@ -138,7 +148,14 @@ class Pool(_Maps):
         self._profiles: dict[int, Profile] = {}  # measured cost per item, by function
         self._ids = itertools.count(1)
         self.workers = workers
-        self._scheduler = Scheduler(get_transport(transport), self._codec, workers, prefetch)
+        transport = _transport(transport, key)
+        if workers == 0 and transport.name == "local":
+            raise ValueError("workers=0 makes a head that only workers joining by address "
+                             "use; give a network transport, e.g. transport='tcp://0.0.0.0:5555'")
+        if prefetch is None:
+            # A network round trip costs more than a local one: keep more chunks in flight.
+            prefetch = 2 if transport.name == "local" else 4
+        self._scheduler = Scheduler(transport, self._codec, workers, prefetch)
 
     def star(self) -> _Maps:
         """The same four methods, each item unpacked as arguments: `fn(*item)`."""
@@ -153,6 +170,15 @@ class Pool(_Maps):
         """Where workers connect to ask for work; a worker started elsewhere may join here
         (`_worker.worker_main(transport, address, codec token, None, credits)`)."""
         return self._scheduler.address
+
+    def status(self) -> dict[str, Any]:
+        """What the pool is doing now: `workers` (connected), `hosts` ({host: workers}),
+        `agents` (worker hosts' agents), `in_flight` and `queued` items, `done` (items
+        finished since the pool started), `calls` running, `lost_workers`,
+        `duplicates_dropped`, and `per_worker` details. Raises `StateError` once closed."""
+        if self._state is not PoolState.OPEN:
+            raise StateError(f"Pool.status(): the pool is {self._state.value}")
+        return self._scheduler.status()
 
     @property
     def worker_pids(self) -> list[int]:
@@ -239,7 +265,7 @@ class Pool(_Maps):
         skprocess = isinstance(fn, type) and issubclass(fn, Skprocess)
         # An iterator reads the input at most this far ahead of its reader (bounded memory);
         # a list needs every result anyway.
-        window = None if mode in _LISTS else self.workers * self._scheduler.credits * MAX_CHUNK * 2
+        window = None if mode in _LISTS else max(self.workers, 4) * self._scheduler.credits * MAX_CHUNK * 2
         with self._lock:
             if self._state is not PoolState.OPEN:
                 raise StateError(f"{name}(): the pool is {self._state.value}; create a new Pool")
@@ -267,6 +293,16 @@ class Pool(_Maps):
                 self._profiles[call.profile_key] = profile
                 while len(self._profiles) > _PROFILES:
                     del self._profiles[next(iter(self._profiles))]
+
+
+def _transport(spec: str | Transport | None, key: bytes | str | None) -> Transport:
+    transport = get_transport(spec)
+    if key is None:
+        return transport
+    with_key = getattr(transport, "with_key", None)
+    if with_key is None:
+        raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
+    return with_key(key)
 
 
 def _positive_int(name: str, value: Any) -> None:

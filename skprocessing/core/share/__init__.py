@@ -3,8 +3,11 @@
     share.py         the public `Share` (owner: start/stop; everyone: attributes)
     proxies.py       proxies for shared objects; `_values.py` marked numbers and strings
     coordinator.py   the coordinator process's loop (ordering, pipelining, sessions)
+    _barrier.py      the coordinator's read barrier over a network transport (ZeroMQ)
     _handler.py      request -> store operation -> answer;  _store.py the objects
-    _client.py       one process's connection;  _protocol.py the wire format
+    _client.py       one process's client;  _protocol.py the wire format
+    _connection.py   the client's connection (reader thread, write windows, address race)
+    _reach.py        addresses to advertise for a coordinator bound to every interface
 """
 
 from ._protocol import ShareError

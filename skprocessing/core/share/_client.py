@@ -17,7 +17,8 @@ from typing import Any
 from ...errors import ChannelClosed, SerializationError, TransportError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Channel, Frames
+from ...transports.base import Frames, Transport
+from ._connection import Connection, open_connection
 from ._handler import Handler, Session
 from ._protocol import ERR, REPLY, ShareError, Wire, format_path
 
@@ -27,23 +28,29 @@ __all__ = ["Client", "client_from_token"]
 class Client:
     """Sends operations to the coordinator (or, while stopped, the owner's local store)."""
 
-    def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Wire):
+    def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Wire,
+                 candidates: tuple[str, ...] = (), origin: str = ""):
         self.key = key
-        self.address = address
+        self.address = address            # where the coordinator listens (for messages)
+        self.candidates = candidates      # where to connect (several: any that answers)
+        self.origin = origin or _host()   # the host that created the Share (for messages)
         self.transport_spec = transport_spec
+        self.transport: Transport | None = None  # the owner's own (it may hold a key)
         self.codec = codec
         self.roots: dict[str, Any] = {}   # root name -> proxy, for names known to hold objects
         self.types: dict[str, Any] = {}   # type key -> TypeInfo (method names), per connection
         self.epoch = -1
         self.error: str | None = None     # why the last exchange failed, until one succeeds
         self._lock = threading.Lock()
-        self._channel: Channel | None = None
+        self._channel: Connection | None = None
         self._local: tuple[Handler, Session] | None = None
         _live.add(self)
 
     def token(self) -> tuple:
-        """What another process needs to reach the same coordinator."""
-        return (self.key, self.address, self.transport_spec, self.codec.token())
+        """What another process needs to reach the same coordinator. Never a signing key:
+        the receiving process takes its own (environment, key file, agent, parent)."""
+        return (self.key, self.address, self.transport_spec, self.codec.token(),
+                self.candidates, self.origin)
 
     # -- modes -------------------------------------------------------------------------------
     def go_local(self, handler: Handler) -> None:
@@ -64,12 +71,17 @@ class Client:
     def request(self, op: int, payload: tuple, what: Any = "") -> Any:
         """Send and wait for the answer; raise what the operation raised."""
         frames = self._encode(op | REPLY, payload, what)
+        windows: list[Frames] = []
         with self._lock:
             if self._local is not None:
                 answer = self._local[0].handle(self._local[1], frames)
             else:
-                answer = self._exchange(frames, what)
-        return self._result(answer)
+                answer, windows = self._exchange(frames, what)
+        try:
+            return self._result(answer)
+        finally:
+            for window in windows:  # failures of earlier pipelined writes, reported too
+                self._result(window)
 
     def post(self, op: int, payload: tuple, what: Any = "") -> None:
         """Send without waiting (pipelined); a failure is reported with the next answer."""
@@ -80,9 +92,11 @@ class Client:
                 return
             channel = self._connected(what)
             try:
-                channel.send(frames)
+                windows = channel.send(frames)
             except ChannelClosed as exc:
                 raise self._broken(exc, what) from None
+        for answer in windows:  # a write window closed: its answer reports earlier failures
+            self._result(answer)
 
     def _encode(self, kind: int, payload: tuple, what: Any) -> Frames:
         try:
@@ -91,15 +105,14 @@ class Client:
             raise SerializationError(f"{_describe(what)} failed: {exc}",
                                      path=exc.path, type_name=exc.type_name) from exc
 
-    def _exchange(self, frames: Frames, what: Any) -> Frames:
+    def _exchange(self, frames: Frames, what: Any) -> tuple[Frames, list[Frames]]:
         channel = self._connected(what)
         try:
-            channel.send(frames)
-            answer = channel.recv()
+            answers = channel.exchange(frames)
         except ChannelClosed as exc:
             raise self._broken(exc, what) from None
         self.error = None
-        return answer
+        return answers
 
     def _result(self, answer: Frames) -> Any:
         kind, payload = self.codec.decode(answer)
@@ -114,18 +127,37 @@ class Client:
         return value
 
     # -- connection --------------------------------------------------------------------------
-    def _connected(self, what: Any) -> Channel:
+    def _connected(self, what: Any) -> Connection:
         if self._channel is not None:
             return self._channel
         if self.address is None:
             raise ShareError(f"{_describe(what)}: the Share was never started")
         try:
-            self._channel = get_transport(self.transport_spec).connect(self.address, timeout=5.0)
-        except (TransportError, OSError) as exc:
+            transport = self.transport or get_transport(self.transport_spec)
+            self._channel, _ = open_connection(transport, self.candidates or (self.address,),
+                                               self.key, self.codec, _CONNECT_TIMEOUT)
+        except (TransportError, OSError, ValueError) as exc:
             self.error = f"cannot reach the Share coordinator at {self.address}: {exc}"
-            raise ShareError(f"{_describe(what)}: {self.error} (stopped or gone?)") from None
+            raise ShareError(f"{_describe(what)}: {self.error} ({self._hint()})") from None
         self._forget_types()
         return self._channel
+
+    def _hint(self) -> str:
+        here = _host()
+        if self.address and self.address.startswith("local://"):
+            where = (f"it was created on host {self.origin} and is used on {here}"
+                     if self.origin != here else "stopped or gone, or used from another "
+                     "network namespace or container")
+            return (f"this Share serves on the local transport, so only processes on the "
+                    f"host that created it can reach it ({where}); to use it from other "
+                    f"hosts, create it with Share(transport=pool) for a Pool on the ZeroMQ "
+                    f"transport, or Share(transport='tcp://0.0.0.0:5556', key=...), and give "
+                    f"every host the key (SKPROCESSING_KEY, or the worker's --key-file)")
+        if self.transport_spec and str(self.transport_spec).startswith(("tcp:", "ipc:", "zmq:")):
+            return ("stopped or gone? A Share on a network transport is reachable from "
+                    "processes that have its key: started by its transport (Pool workers, "
+                    "process.start(transport=...)), or given SKPROCESSING_KEY / --key-file")
+        return "stopped or gone?"
 
     def _broken(self, exc: BaseException, what: Any) -> ShareError:
         self._close_channel()
@@ -151,9 +183,18 @@ class Client:
         # The parent's socket, lock and local store are not this process's to use (the
         # launcher itself may be forked from an owner whose Share is not started yet).
         self._lock = threading.Lock()
-        self._close_channel()  # closes this process's copy of the descriptor only
+        if self._channel is not None:
+            self._channel.forget_after_fork()
+            self._channel = None
         self._local = None
         self._forget_types()
+
+
+_CONNECT_TIMEOUT = 5.0  # seconds to reach a coordinator (the ZeroMQ handshake included)
+
+
+def _host() -> str:
+    return os.uname().nodename
 
 
 def _describe(what: Any) -> str:
@@ -183,14 +224,15 @@ def register_client(client: Client) -> None:
 
 def client_from_token(token: tuple) -> Client:
     """This process's client for the share in `token` (one per share per process)."""
-    key, address, transport_spec, codec_token = token
+    key, address, transport_spec, codec_token, candidates, origin = token
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = Client(key, address, transport_spec,
-                                                  Wire(Codec.from_token(codec_token)))
+                                            Wire(Codec.from_token(codec_token)),
+                                            tuple(candidates), origin)
         elif client.address is None and address is not None:
-            client.address = address
+            client.address, client.candidates = address, tuple(candidates)
         return client
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from ...errors import SerializationError
 from ...transports.base import Channel, Frames
 from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, NAMES, OK, OP, RECONNECT, REPLY,
-                        SET, SNAPSHOT, Ref, ShareError, Wire, format_path, is_value, type_key,
+                        SET, SNAPSHOT, WHO, FENCE, Ref, ShareError, Wire, format_path, is_value, type_key,
                         type_methods)
 from ._store import Store
 
@@ -22,16 +22,18 @@ __all__ = ["Handler", "Session"]
 
 _OP_NAMES = {GET: "read", SET: "assignment", DEL: "deletion", CALL: "call", AUG: "in-place update",
              OP: "operation", SNAPSHOT: "snapshot", CLEAR: "clear", NAMES: "names",
-             RECONNECT: "reconnect_all"}
+             RECONNECT: "reconnect_all", WHO: "identity check",
+             FENCE: "write window"}
 
 
 class Session:
     """What the coordinator remembers about one connected client."""
 
-    __slots__ = ("channel", "sent_types", "deferred")
+    __slots__ = ("channel", "sent_types", "deferred", "last_seen")
 
     def __init__(self, channel: Channel | None = None):
         self.channel = channel
+        self.last_seen = 0.0  # monotonic time of its last message (network coordinators)
         self.sent_types: set[str] = set()  # type keys whose method names it already has
         self.deferred: list[str] = []      # failures of its pipelined requests, not yet told
 
@@ -45,9 +47,10 @@ class Session:
 class Handler:
     """Applies requests to one `Store`; see the module docstring."""
 
-    def __init__(self, store: Store, codec: Wire):
+    def __init__(self, store: Store, codec: Wire, ident: str | None = None):
         self.store = store
         self.codec = codec
+        self.ident = ident  # the share's id: a client reaching us by a guessed address checks it
 
     def handle(self, session: Session, frames: Frames) -> Frames | None:
         """The answer to send back, or None for a pipelined request."""
@@ -91,6 +94,10 @@ class Handler:
             return store.snapshot(self.codec.serializer.dumps)
         if op == RECONNECT:
             return store.reconnect_all(_reconnector(self.codec), *payload)
+        if op == WHO:
+            return self.ident
+        if op == FENCE:
+            return None
         raise ShareError(f"unknown Share operation {op}")
 
     def _answer(self, session: Session, obj: Any) -> Any:

@@ -29,12 +29,28 @@ from ...serializers import Codec, Serializer, register_serializer
 __all__ = ["GET", "SET", "DEL", "CALL", "AUG", "OP", "SNAPSHOT", "CLEAR", "NAMES",
            "RECONNECT", "REPLY", "OK", "ERR", "ATTR", "ITEM", "Path", "Ref", "format_path",
            "is_value", "type_key", "type_methods", "PIPELINED_METHODS", "INPLACE_OPS",
-           "ShareError", "Wire", "PLAIN"]
+           "ShareError", "Wire", "PLAIN", "WHO", "FENCE", "SYNC", "SYNCED", "sync_frames", "sync_gen"]
 
 # operations (the codec's kind byte)
-GET, SET, DEL, CALL, AUG, OP, SNAPSHOT, CLEAR, NAMES, RECONNECT = range(1, 11)
+GET, SET, DEL, CALL, AUG, OP, SNAPSHOT, CLEAR, NAMES, RECONNECT, WHO, FENCE = range(1, 13)
 REPLY = 0x80  # or-ed into the kind: the caller waits for an answer
 OK, ERR = 0x40, 0x41  # kinds of answers
+
+# The read barrier of a network transport (see `_barrier.py`): the coordinator sends
+# SYNC(generation), the client's reader thread answers SYNCED(generation) on the same
+# channel. Both are one raw frame (kind byte + 8-byte generation), never a codec message.
+SYNC, SYNCED = b"\x50", b"\x51"
+
+
+def sync_frames(kind: bytes, generation: int) -> list:
+    return [kind + generation.to_bytes(8, "little")]
+
+
+def sync_gen(frames: Sequence[Any], kind: bytes) -> int | None:
+    """The generation of a SYNC/SYNCED message of `kind`, or None for any other message."""
+    if len(frames) == 1 and len(frames[0]) == 9 and bytes(frames[0][:1]) == kind:
+        return int.from_bytes(bytes(frames[0][1:]), "little")
+    return None
 
 # path steps
 ATTR, ITEM = 0, 1

@@ -18,7 +18,10 @@ lets a process that sends writes, then tells another process "done", have those 
 seen by the other's next read, with no acknowledgement per write. (A client waits for
 each answer before sending more, so an answered request is the last in its channel.)
 This holds for transports whose send returns once the data is in the receiver's buffer,
-as local Unix sockets do; a network transport must flush before its process signals.
+as local Unix sockets do. Over a network transport (ZeroMQ: sends leave from a background
+thread, and the "done" may overtake the writes on another connection) the one sweep is
+replaced by a read barrier: every other client is probed and answers behind its own
+writes before the request is answered (`_barrier.py`).
 
 The coordinator ends when the owner says stop, or when the owner's control channel
 closes (the owner is gone).
@@ -27,6 +30,7 @@ closes (the owner is gone).
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -34,14 +38,20 @@ from ...errors import ChannelClosed
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames, Listener, Transport
+from ._barrier import Barrier
 from ._handler import Handler, Session
-from ._protocol import REPLY, Wire
+from ._protocol import FENCE, REPLY, SYNCED, WHO, Wire, sync_gen
 from ._store import Store, register_store
 
 __all__ = ["main", "READY", "FAILED", "STOP"]
 
 READY, FAILED, STOP = b"R", b"F", b"S"  # control-channel messages (raw frames)
 _IDLE = 1.0  # wait timeout when idle (a stop on the control channel wakes the loop at once)
+# Network transports: a channel closed because a send to its peer failed (the peer exited)
+# may still receive that peer's last messages, already in our socket; it is read until it
+# has been quiet this long before it is dropped (and barriers wait for it).
+_QUIET = 0.2
+_UNORDERED = (FENCE | REPLY, WHO | REPLY)  # answered at once: a write window, an identity check
 
 
 def main(transport_spec: Any, codec_token: Any, control: Channel, address: str | None,
@@ -58,7 +68,7 @@ def main(transport_spec: Any, codec_token: Any, control: Channel, address: str |
         control.send([FAILED, traceback.format_exc().encode()])
         return
     register_store(share_key, store)
-    coordinator = Coordinator(transport, listener, Handler(store, codec), control)
+    coordinator = Coordinator(transport, listener, Handler(store, codec, share_key), control)
     control.send([READY, listener.address.encode()])
     coordinator.run()
 
@@ -74,8 +84,13 @@ class Coordinator:
         self.control = control
         self.sessions: dict[Channel, Session] = {}
         self.stopping = False
+        # Sends that return before delivery (a network transport) need the read barrier.
+        self.barrier = Barrier() if transport.name != "local" else None
+        self.ending: dict[Session, float] = {}  # closed, still read: session -> last message
 
     def run(self) -> None:
+        if self.barrier is not None:
+            return self._run_with_barrier()
         held: list[tuple[Session, Frames]] = []
         try:
             while not self.stopping:
@@ -92,6 +107,32 @@ class Coordinator:
                     for session, frames in held:
                         self._answer(session, frames)
                 held = fresh
+        finally:
+            self.stopping = True
+            self._shut()
+
+    def _run_with_barrier(self) -> None:
+        barrier = self.barrier
+        try:
+            while not self.stopping:
+                waited = [self.control, self.listener, *self.sessions]
+                idle = _QUIET / 4 if self.ending else _IDLE
+                ready = self.transport.wait(waited, barrier.timeout(idle))
+                fresh: list[tuple[Session, Frames]] = []
+                for channel in ready:
+                    self._serve(channel, fresh)
+                if self.ending:
+                    self._linger()
+                barrier.add(fresh)
+                for session, frames in barrier.done(hold=bool(self.ending)):
+                    self._answer(session, frames)
+                barrier.probe()
+                if barrier.queued and barrier.started is None:
+                    # Newcomers are probed too: one may have written and signalled already.
+                    more: list[tuple[Session, Frames]] = []
+                    self._accept_all(more)
+                    barrier.add(more)
+                    barrier.start(list(self.sessions.values()))
         finally:
             self.stopping = True
             self._shut()
@@ -115,16 +156,42 @@ class Coordinator:
     def _drain(self, session: Session, fresh: list[tuple[Session, Frames]]) -> None:
         """Apply every pipelined message waiting on this channel; hold an answered one."""
         channel = session.channel
-        handle = self.handler.handle
         try:
             while channel.poll(0):
-                frames = channel.recv()
-                if frames[0][:1] and frames[0][0] & REPLY:  # answered next turn, after a sweep
-                    fresh.append((session, frames))
-                else:
-                    handle(session, frames)
+                self._take(session, channel.recv(), fresh)
         except ChannelClosed:
             self._drop(session)  # a client gone mid-message: nothing half-applied
+
+    def _take(self, session: Session, frames: Frames, fresh: list[tuple[Session, Frames]]) -> None:
+        if self.barrier is not None:
+            session.last_seen = time.monotonic()
+        if frames[0][:1] and frames[0][0] & REPLY:  # answered next turn, after a sweep
+            if frames[0][0] in _UNORDERED and self.barrier is not None:
+                self._answer(session, frames)  # not a read of shared data: no barrier
+            else:
+                fresh.append((session, frames))
+        elif self.barrier is not None and (gen := sync_gen(frames, SYNCED)) is not None:
+            self.barrier.synced(session, gen)
+        else:
+            self.handler.handle(session, frames)
+
+    def _linger(self) -> None:
+        """Read what still arrives on closed channels (see `_QUIET`); drop the quiet ones."""
+        now = time.monotonic()
+        for session, last in list(self.ending.items()):
+            gone_requests: list[tuple[Session, Frames]] = []  # nobody to answer
+            while True:
+                try:
+                    frames = session.channel.recv(0)
+                except ChannelClosed:
+                    frames = None
+                if frames is None:
+                    break
+                self._take(session, frames, gone_requests)
+                last = self.ending[session] = now
+            if now - last > _QUIET:
+                del self.ending[session]
+                self._close(session)
 
     def _answer(self, session: Session, frames: Frames) -> None:
         answer = self.handler.handle(session, frames)
@@ -136,7 +203,15 @@ class Coordinator:
             self._drop(session)
 
     def _drop(self, session: Session) -> None:
-        self.sessions.pop(session.channel, None)
+        if self.sessions.pop(session.channel, None) is None:
+            return
+        if self.barrier is None:
+            self._close(session)
+        else:
+            self.barrier.gone(session)
+            self.ending[session] = time.monotonic()
+
+    def _close(self, session: Session) -> None:
         session.channel.close()
         if session.deferred:  # failures nobody was told of: say so rather than lose them
             print("skprocessing Share: a process ended before it was told that "
@@ -151,7 +226,7 @@ class Coordinator:
             self.stopping = True
 
     def _shut(self) -> None:
-        for closable in (self.listener, *self.sessions):
+        for closable in (self.listener, *self.sessions, *(s.channel for s in self.ending)):
             try:
                 closable.close()
             except Exception:

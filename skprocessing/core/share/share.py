@@ -8,7 +8,13 @@
     share.results.append(x)          # on the one authoritative list
 
 The process that creates a Share owns its coordinator (`start`, `stop`, `exit`). Every
-other copy is a client that reconnects by address on first use. While stopped, the owner's
+other copy is a client that reconnects by address on first use.
+
+Across hosts (the ZeroMQ transport): `Share(transport="tcp://0.0.0.0:5556", key=...)`, or
+`Share(transport=pool)` to serve with a ZeroMQ pool's transport and key on a free port of
+the pool's interface. The signing key never travels inside a pickled Share: a process
+that receives one signs with its own key (SKPROCESSING_KEY, a worker's --key-file, or the
+key its parent transport handed it), so every host must have the same key. While stopped, the owner's
 Share keeps the objects in-process: assignments are queued there, reads still work, and
 `start()` carries everything into the new coordinator.
 """
@@ -28,6 +34,7 @@ from ...transports import get_transport
 from ...transports.base import Channel, ProcessHandle, Transport
 from . import coordinator
 from ._client import Client, client_from_token, register_client
+from ._reach import advertised
 from ._handler import Handler
 from ._inplace import InPlaceTarget, in_place_target
 from ._protocol import CLEAR, DEL, NAMES, RECONNECT, SNAPSHOT, ShareError, Wire
@@ -42,9 +49,13 @@ _START_TIMEOUT = 30.0  # seconds for a new coordinator to report its address
 class _Owner:
     """The owning process's control of the coordinator: start, stop, local store."""
 
-    def __init__(self, transport: Any, client: Client):
-        self.transport = get_transport(transport)
+    def __init__(self, transport: Transport, client: Client, bind: str | None = None,
+                 advertise: Any = None):
+        self.transport = transport
         self.client = client
+        client.transport = transport  # the owner's own: it may hold a key given in code
+        self.bind = bind  # where the coordinator listens (None: the transport's own address)
+        self.advertise = advertise
         self.pid = os.getpid()  # a forked copy of the owner is a client, not the owner
         self.lock = threading.RLock()
         self.handle: ProcessHandle | None = None
@@ -72,14 +83,16 @@ class _Owner:
             saved, failed = self.store.snapshot(codec.serializer.dumps)
             _warn_lost(failed, "start()")
             control, child_control = self.transport.pipe()
-            handle = self.transport.start(coordinator.main, self.client.transport_spec,
-                                          codec.token(), child_control, self.client.address,
-                                          self.client.key, saved)
+            # A network transport goes as itself: its start() hands the key over privately.
+            spec = self.client.transport_spec if self.transport.name == "local" else self.transport
+            handle = self.transport.start(coordinator.main, spec, codec.token(), child_control,
+                                          self.bind, self.client.key, saved)
             child_control.close()
             address = _await_ready(control, handle)
             self.handle, self.control = handle, control
             self.finalizer = weakref.finalize(share, _shut_down_from, self.pid, handle, control)
-            self.client.address = address
+            self.client.address = self.bind = address  # a restart listens there again
+            self.client.candidates = advertised(address, self.advertise)
             unregister_store(self.client.key, self.store)
             self.store = None
             self.client.go_remote()
@@ -103,6 +116,25 @@ class _Owner:
             clean = _shut_down(self.handle, self.control, timeout)
             self.handle = self.control = self.finalizer = None
             return clean
+
+
+def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, str | None]:
+    """(the transport, where to listen or None) for `Share(transport=spec, key=key)`."""
+    bind = None
+    pool_scheduler = getattr(spec, "_scheduler", None)
+    if pool_scheduler is not None:  # a Pool: its transport (with its key), a port of its own
+        transport = pool_scheduler.transport
+        scheme, _, rest = str(spec.address).partition("://")
+        if scheme == "tcp":
+            bind = f"tcp://{rest.rpartition(':')[0]}:*"
+    else:
+        transport = get_transport(spec)
+    if key is not None:
+        with_key = getattr(transport, "with_key", None)
+        if with_key is None:
+            raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
+        transport = with_key(key)
+    return transport, bind
 
 
 def _await_ready(control: Channel, handle: ProcessHandle) -> str:
@@ -146,24 +178,33 @@ def _warn_lost(failed: dict[str, str], when: str) -> None:
 class Share:
     """Shared state for processes; see the module docstring.
 
-    `Share(auto_start=True, *, transport=None, serializer=None)`: `transport` and
-    `serializer` are names or objects (defaults: the local transport, the default
-    serializer). Raises `ShareError` when the coordinator cannot be reached (stopped,
+    `Share(auto_start=True, *, transport=None, serializer=None, key=None, advertise=None)`:
+    `transport` and `serializer` are names or objects (defaults: the local transport, the
+    default serializer); `transport` may also be a `Pool`, whose transport and key the
+    Share then uses. `key`: the signing key of a network transport (else the transport's
+    own sources, e.g. SKPROCESSING_KEY). `advertise`: the address (or addresses) other
+    hosts connect to, when the coordinator listens on every interface (default: each of
+    this host's IPv4 addresses, tried at once). Raises `ValueError` for a `key` the
+    transport does not take,  `ShareError` when the coordinator cannot be reached (stopped,
     killed), `SerializationError` naming the path when an assigned value cannot be sent,
     and, from a method of a shared object, that method's own exception with the remote
-    traceback text as its cause.
+    traceback text as its cause. Over a network transport, a coordinator or host that
+    vanishes makes the calls waiting on it raise `ShareError` once its heartbeats stop
+    (`dead_after`, 4 s by default).
     """
 
     __slots__ = ("_sk_client", "_sk_owner", "__weakref__")
 
-    def __init__(self, auto_start: bool = True, *, transport: str | Transport | None = None,
-                 serializer: Any = None):
+    def __init__(self, auto_start: bool = True, *, transport: Any = None,
+                 serializer: Any = None, key: bytes | str | None = None,
+                 advertise: str | list[str] | None = None):
+        backend, bind = _resolve_transport(transport, key)
         spec = transport if transport is None or isinstance(transport, str) else \
-            getattr(transport, "url", None) or transport
+            getattr(backend, "url", None) or backend
         client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
         register_client(client)
         object.__setattr__(self, "_sk_client", client)
-        object.__setattr__(self, "_sk_owner", _Owner(transport, client))
+        object.__setattr__(self, "_sk_owner", _Owner(backend, client, bind, advertise))
         if auto_start:
             self.start()
 

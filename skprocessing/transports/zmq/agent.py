@@ -2,22 +2,35 @@
 
     python -m skprocessing worker tcp://HEAD:5555 --workers 8 --key-file skprocessing.key
 
-The agent connects to the head's listener, authenticates (the signed handshake; with
-`--curve`, CurveZMQ as well), keeps the session alive with heartbeats and logs joins,
-losses and reconnects. When the head goes away it reconnects, and exits with a clear
-message if it could not reach the head for `--give-up` seconds.
+The agent is a nanny. It opens its own signed session with the head (its HELLO says
+"agent"), starts N pool worker processes that connect to the head themselves, and
+watches them:
 
-Status of this module: the transport part (connect, authenticate, heartbeat, reconnect,
-log). Running pool workers on the joined session comes with the Pool integration.
+    agent ──session──────────────────────────────► head (Pool, transport tcp://0.0.0.0:5555)
+      ├─ worker 1 ──session (HELLO, TASK/RESULT)──►
+      └─ worker N ──session──────────────────────►
+
+  - a worker that dies is reported to the head at once (DIED pid, exit code: the head
+    then charges the item it was running) and replaced;
+  - a worker that ends normally (the head said STOP, or the head went away) is replaced
+    only while the agent's own session is up;
+  - when the head goes away, the agent stops its workers and reconnects with backoff,
+    and exits with a clear message after `--give-up` seconds without a head;
+  - the agent's exit takes its workers with it (SIGTERM/SIGINT: stopped and waited for;
+    SIGKILL: they die with it, see `_launcher.py`, PR_SET_PDEATHSIG), never orphans;
+  - it logs joins, losses, deaths and, every `--log-every` seconds, throughput.
 
 Options:
     URL              the head's address, `tcp://host:port` (URL options allowed: ?curve=1...)
     --workers N      worker processes to run on this host (default: CPU count)
     --key-file PATH  the shared key (else the environment variable SKPROCESSING_KEY)
     --curve          CurveZMQ encryption (the head must use it too)
+    --serializer S   the pool's serializer, if not the default
+    --prefetch N     chunks a worker may hold at once (its credits; default 4)
     --heartbeat S    seconds of idle before a PING (default 1.0)
     --dead-after S   seconds of silence before the head counts as lost (default 4.0)
     --give-up S      exit after this long without a head (default 300; 0: never)
+    --log-every S    seconds between throughput lines (default 10; 0: never)
     --quiet/--verbose
 """
 
@@ -30,14 +43,19 @@ import signal
 import socket
 import threading
 import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
 
 from ...errors import ChannelClosed, TransportError
-from .security import KEY_ENV
+from .security import KEY_ENV, check_reach
 from .transport import ZmqTransport
 
 __all__ = ["main", "Agent"]
 
 log = logging.getLogger("skprocessing.worker")
+WATCH = 0.1  # seconds between looks at the worker processes
+RESPAWN_DELAY = 0.3  # seconds before a crashed worker is replaced
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,66 +65,185 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--key-file", default=None, help=f"the shared key (else ${KEY_ENV})")
     p.add_argument("--curve", action="store_true", help="CurveZMQ encryption")
+    p.add_argument("--serializer", default=None, help="the pool's serializer (default: the default)")
+    p.add_argument("--prefetch", type=int, default=4, help="chunks a worker may hold at once")
     p.add_argument("--heartbeat", type=float, default=1.0)
     p.add_argument("--dead-after", type=float, default=4.0)
     p.add_argument("--give-up", type=float, default=300.0,
                    help="seconds without a head before exiting (0: never)")
+    p.add_argument("--log-every", type=float, default=10.0, help="seconds between throughput lines")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--verbose", action="store_true")
     return p
 
 
-class Agent:
-    """Keeps one authenticated session with the head; reconnects when it is lost."""
+class _Worker:
+    """One worker process of this agent: its handle and its done-items counter."""
 
-    def __init__(self, transport: ZmqTransport, address: str, workers: int, give_up: float):
+    def __init__(self, handle: Any, done: Any):
+        self.handle = handle
+        self.done = done
+        self.counted = 0  # of `done`, already added to the agent's total
+
+
+class Agent:
+    """Keeps one session with the head and N worker processes; see the module docstring."""
+
+    def __init__(self, transport: ZmqTransport, address: str, workers: int, give_up: float,
+                 *, serializer: str | None = None, prefetch: int = 4, log_every: float = 10.0):
+        from ...serializers.codec import Codec
         self.transport = transport
         self.address = address
         self.workers = workers
         self.give_up = give_up
+        self.prefetch = prefetch
+        self.log_every = log_every
+        self.codec = Codec(serializer)
+        self.agent_id = uuid.uuid4().hex
+        self.host = socket.gethostname()
         self.stopping = threading.Event()
         self.sessions = 0
+        self.running: list[_Worker] = []
+        self.total_done = 0
+        self.deaths = 0
 
+    # -- the session loop --------------------------------------------------------------------
     def run(self) -> int:
         last_contact = time.monotonic()
         delay = 0.2
-        while not self.stopping.is_set():
-            try:
-                channel = self.transport.connect(self.address, timeout=min(5.0, self._left(last_contact)))
-            except TransportError as exc:
-                if self.give_up and time.monotonic() - last_contact >= self.give_up:
-                    log.error("giving up: no head at %s for %.0fs (%s)", self.address, self.give_up, exc)
-                    return 1
-                log.info("no head at %s yet (%s); retrying", self.address, exc)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.2
-            self.sessions += 1
-            log.info("joined the head at %s (session %d, host %s, pid %d; --workers %d is "
-                     "for the pool integration, not yet running workers)",
-                     self.address, self.sessions, socket.gethostname(), os.getpid(), self.workers)
-            self._hold(channel)
-            last_contact = time.monotonic()
-        return 0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    channel = self.transport.connect(self.address,
+                                                     timeout=min(5.0, self._left(last_contact)))
+                except TransportError as exc:
+                    if self.give_up and time.monotonic() - last_contact >= self.give_up:
+                        log.error("giving up: no head at %s for %.0f s (--give-up); last error: %s",
+                                  self.address, self.give_up, exc)
+                        return 1
+                    log.info("no head at %s yet (%s); retrying", self.address, exc)
+                    self.stopping.wait(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                delay = 0.2
+                self.sessions += 1
+                self._session(channel)
+                last_contact = time.monotonic()
+            return 0
+        finally:
+            self._stop_workers()
 
     def _left(self, last_contact: float) -> float:
         if not self.give_up:
             return 5.0
         return max(0.1, self.give_up - (time.monotonic() - last_contact))
 
-    def _hold(self, channel) -> None:
-        # Heartbeats run in the transport's reactor thread; here we only watch for the end.
-        received = 0
+    def _session(self, channel: Any) -> None:
+        from ...core.pool._messages import AGENT, HELLO
         try:
-            while not self.stopping.is_set():
-                if channel.recv(timeout=0.5) is not None:
-                    received += 1
+            channel.send(self.codec.encode(HELLO, (AGENT, os.getpid(), 0, self.host, self.agent_id)))
+            log.info("joined the head at %s (session %d, host %s, agent pid %d); starting %d "
+                     "worker(s)", self.address, self.sessions, self.host, os.getpid(), self.workers)
+            self._hold(channel)
         except ChannelClosed as exc:
-            log.warning("lost the head at %s: %s; reconnecting", self.address, exc)
+            log.warning("lost the head at %s: %s; stopping the workers, then reconnecting",
+                        self.address, exc)
         finally:
             channel.close()
-            log.info("session %d ended after %d messages", self.sessions, received)
+            self._stop_workers()
+
+    def _hold(self, channel: Any) -> None:
+        """Keep `workers` processes running while the session lives; report deaths."""
+        respawn_at = 0.0
+        next_log = time.monotonic() + self.log_every
+        last_total, last_time = self.total_done, time.monotonic()
+        while not self.stopping.is_set():
+            self._read(channel)  # a closed session raises ChannelClosed here
+            now = time.monotonic()
+            self._count()
+            for worker in [w for w in self.running if not w.handle.is_alive()]:
+                self.running.remove(worker)
+                code = worker.handle.exitcode
+                if code:
+                    self.deaths += 1
+                    log.warning("worker pid %s died (%s); telling the head and replacing it",
+                                worker.handle.pid, _how(code))
+                    self._report(channel, worker.handle.pid, code)
+                    respawn_at = max(respawn_at, now + RESPAWN_DELAY)  # no tight crash loop
+                else:
+                    # It ended normally: the head said STOP or went away. If the head is
+                    # still there, our own session shows it within a moment.
+                    log.info("worker pid %s ended", worker.handle.pid)
+                    respawn_at = max(respawn_at, now + 1.0)
+            if len(self.running) < self.workers and now >= respawn_at:
+                self._start_workers(self.workers - len(self.running))
+            if self.log_every and now >= next_log:
+                rate = (self.total_done - last_total) / max(1e-9, now - last_time)
+                log.info("%d worker(s) running; %d item(s) done (%.1f items/s lately), "
+                         "%d death(s)", len(self.running), self.total_done, rate, self.deaths)
+                last_total, last_time, next_log = self.total_done, now, now + self.log_every
+            self.stopping.wait(WATCH)
+
+    def _read(self, channel: Any) -> None:
+        from ...core.pool._messages import KILL
+        while (frames := channel.recv(timeout=0)) is not None:
+            try:
+                kind, pid = self.codec.decode(frames)
+            except Exception as exc:  # signed by the head, yet unreadable: say so, go on
+                log.warning("unreadable message from the head: %s", exc)
+                continue
+            for worker in self.running:
+                if kind == KILL and worker.handle.pid == pid:
+                    log.info("the head asked to end worker pid %s (a timeout or a cancel)", pid)
+                    worker.handle.kill()
+
+    def _report(self, channel: Any, pid: int | None, code: int) -> None:
+        from ...core.pool._messages import DIED
+        channel.send(self.codec.encode(DIED, (pid, code)))
+
+    # -- workers -----------------------------------------------------------------------------
+    def _start_workers(self, count: int) -> None:
+        from ...core.pool._worker import worker_main
+        for _ in range(count):
+            done = self.transport.counter()
+            handle = self.transport.start(worker_main, self.transport.url, self.address,
+                                          self.codec.token(), None, self.prefetch,
+                                          self.agent_id, done)
+            self.running.append(_Worker(handle, done))
+            log.debug("started worker pid %s", handle.pid)
+
+    def _count(self) -> None:
+        for worker in self.running:
+            value = worker.done.value
+            self.total_done += value - worker.counted
+            worker.counted = value
+
+    def _stop_workers(self) -> None:
+        self._count()
+        for worker in self.running:
+            worker.handle.terminate()
+        deadline = time.monotonic() + 5.0
+        for worker in self.running:
+            if not worker.handle.join(max(0.0, deadline - time.monotonic())):
+                worker.handle.kill()
+                worker.handle.join(1.0)
+        if self.running:
+            log.info("stopped %d worker(s)", len(self.running))
+        self.running.clear()
+
+
+def _how(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _spec(args: argparse.Namespace) -> str:
+    base, _, query = args.url.partition("?")
+    options = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    options.setdefault("heartbeat", str(args.heartbeat))
+    options.setdefault("dead_after", str(args.dead_after))
+    if args.curve:
+        options["curve"] = "1"
+    return f"{base}?{urlencode(options)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,17 +252,18 @@ def main(argv: list[str] | None = None) -> int:
                         logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        transport = ZmqTransport(args.url, key_file=args.key_file, curve=args.curve or None,
-                                 heartbeat=args.heartbeat, dead_after=args.dead_after)
+        if args.workers < 1 or args.prefetch < 1:
+            raise ValueError("--workers and --prefetch must be at least 1")
+        transport = ZmqTransport(_spec(args), key_file=args.key_file)
         if transport.address is None:
             raise TransportError(f"{args.url} names no head address (expected tcp://host:port "
                                  f"or ipc:///path)")
-        from .security import check_reach
         check_reach(transport.address, transport._key, "connect")
     except (TransportError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    agent = Agent(transport, transport.address, args.workers, args.give_up)
+    agent = Agent(transport, transport.address, args.workers, args.give_up,
+                  serializer=args.serializer, prefetch=args.prefetch, log_every=args.log_every)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stopping.set())
     code = agent.run()

@@ -93,8 +93,6 @@ class ZmqTransport(Transport):
         self._key_from_arg = bool(key)
         self._key = load_key(key, opts.get("key_file"))
         self.curve = str(opts.get("curve", "0")).lower() in ("1", "true", "yes", "on")
-        if self.curve and self._key is None:
-            raise TransportError("curve=1 needs a key (the server key pair is derived from it)")
         self.liveness = Liveness(float(opts.get("heartbeat", 1.0)), float(opts.get("dead_after", 4.0)))
         self.connect_timeout = float(opts.get("connect_timeout", 30.0))
         self._options = {"linger": float(opts.get("linger", 1.0)), "hwm": int(opts.get("hwm", 1000))}
@@ -109,6 +107,15 @@ class ZmqTransport(Transport):
         self._hub_pid = 0
         self._lock = threading.Lock()
 
+    def _check_curve(self) -> None:
+        # Checked on use, not when built, so `get_transport(url).with_key(key)` works.
+        if self.curve and self._key is None:
+            raise TransportError("curve=1 needs a key (the server key pair is derived from it)")
+
+    def with_key(self, key: bytes | str) -> ZmqTransport:
+        """The same transport (URL and options) signing with `key` (for `Pool(key=...)`)."""
+        return ZmqTransport(self.url, key=key)
+
     # -- listen / connect --------------------------------------------------------------------
     def listen(self, address: str | None = None) -> ZmqListener:
         cleanup = None
@@ -116,6 +123,7 @@ class ZmqTransport(Transport):
             address = self.address
         if address is None:
             address, cleanup = fresh_address(self.scheme, self._host)
+        self._check_curve()
         check_reach(address, self._key, "bind")
         reactor = get_reactor()
         deadline = time.monotonic() + 1.0
@@ -132,6 +140,7 @@ class ZmqTransport(Transport):
                 time.sleep(0.02)
 
     def connect(self, address: str, timeout: float | None = None) -> ZmqChannel:
+        self._check_curve()
         check_reach(address, self._key, "connect")
         return self._dial(address, self._signer, None, timeout, self._key)
 
