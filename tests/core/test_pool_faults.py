@@ -237,3 +237,33 @@ def test_death_in_a_big_chunk_of_tiny_items_is_narrowed_to_its_item():
         with pytest.raises(ProcessDiedError, match="item 1234 "):
             next(results)
         assert list(results) == list(range(1235, 3000))
+
+
+@pytest.mark.timeout(60)
+def test_a_malformed_hello_is_dropped_and_the_pool_goes_on():
+    from skprocessing.core.pool._messages import HELLO
+    from skprocessing.serializers.codec import Codec
+    from skprocessing.transports import get_transport
+    with Pool(1) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+        for hello in ["not a tuple", (None,), (None, "pid", 2), (None, 1, -5)]:
+            intruder = get_transport().connect(pool.address, timeout=5)
+            intruder.send(Codec().encode(HELLO, hello))
+            intruder.close()
+        assert pool.map(abs, [-3, -4], timeout=30) == [3, 4]
+
+
+@pytest.mark.timeout(60)
+def test_close_with_a_timeout_ends_what_still_runs():
+    from tests.conftest import wait_gone
+    pool = Pool(1)
+    running = pool.map.background()(time.sleep, [30])
+    time.sleep(0.3)
+    pids = pool.worker_pids
+    began = time.monotonic()
+    pool.close(timeout=1.0)
+    assert time.monotonic() - began < 15
+    assert all(wait_gone(pid, 10) for pid in pids)
+    from skprocessing import StateError
+    with pytest.raises(StateError):
+        running.result(timeout=10)

@@ -127,3 +127,13 @@ def test_many_peers_on_one_listener():
     for ch in [*clients, *servers]:
         ch.close()
     listener.close()
+
+
+def test_with_key_keeps_every_other_option():
+    from skprocessing.transports.zmq.transport import ZmqTransport
+    original = ZmqTransport("tcp://127.0.0.1:0", curve=True, dead_after=30, heartbeat=2, hwm=50)
+    keyed = original.with_key("k" * 32)
+    assert keyed.curve is True
+    assert (keyed.liveness.heartbeat, keyed.liveness.dead_after) == (2.0, 30.0)
+    assert keyed._options["hwm"] == 50
+    assert keyed._key != original._key

@@ -105,7 +105,11 @@ class FaultHandling:
                         why.get(slot.fate and slot.fate[0], "?"),
                         sum(len(c) for c in slot.inflight))
         if slot.handle is not None:
-            slot.handle.join(1.0)  # for its exit code in the error message
+            # for its exit code in the error message; a process whose channel closed while
+            # it lives on (user code closed its descriptors) is ended, not left running
+            if not slot.handle.join(1.0):
+                slot.handle.kill()
+                slot.handle.join(5.0)
         if self._running and slot.handle is not None:
             self._start_worker()  # first, so a caller told of the loss sees the replacement
         if slot.inflight:

@@ -94,7 +94,17 @@ class Acceptor(threading.Thread):
             kind, hello = self.codec.decode(frames) if frames is not None else (None, None)
         except Exception:
             kind = None
-        if kind != HELLO:
+        if kind != HELLO or not _valid_hello(hello):
             channel.close()
             return
         self.admit(channel, hello)
+
+
+def _valid_hello(hello: Any) -> bool:
+    """`(worker_id | "agent" | None, pid, credits, ...)`: checked here, so a malformed one
+    is dropped at the door instead of breaking the scheduler (and every map) later."""
+    if not isinstance(hello, tuple) or len(hello) < 3:
+        return False
+    worker_id, pid, credits = hello[:3]
+    return (worker_id is None or isinstance(worker_id, (int, str))) \
+        and isinstance(pid, int) and isinstance(credits, int) and credits >= 0

@@ -143,7 +143,7 @@ class Pool(_Maps):
         self._defaults = (chunksize, timeout, retries)
         self._codec = Codec(serializer)
         self._state = PoolState.OPEN
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: _forget runs from finalizers, maybe under it
         self._calls: set[Call] = set()
         self._profiles: dict[int, Profile] = {}  # measured cost per item, by function
         self._ids = itertools.count(1)
@@ -190,18 +190,25 @@ class Pool(_Maps):
         """Refuse new maps, let running ones finish, stop the workers and wait for them.
 
         An `imap` nobody reads any more cannot finish: it is cancelled, and reading it
-        later raises `StateError`."""
+        later raises `StateError`. With a `timeout`, whatever still runs after that many
+        seconds is ended as by `terminate()`."""
         with self._lock:
             if self._state is not PoolState.OPEN:
                 return
             self._state = PoolState.CLOSED
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for call in list(self._calls):
                 while not call.wait_done(0.05):
                     if call.blocked:
                         self._cancel(call, kill=False)
                         call.fail(StateError("the pool was closed before this imap was read to the end"))
-            self._scheduler.stop(timeout)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.terminate()
+                        return
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._scheduler.stop(left) and deadline is not None:
+                self.terminate()
         except BaseException:  # Ctrl-C while closing: do not leave workers behind
             self.terminate()
             raise

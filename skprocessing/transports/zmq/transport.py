@@ -114,7 +114,8 @@ class ZmqTransport(Transport):
 
     def with_key(self, key: bytes | str) -> ZmqTransport:
         """The same transport (URL and options) signing with `key` (for `Pool(key=...)`)."""
-        return ZmqTransport(self.url, key=key)
+        options = {k: v for k, v in self._opts.items() if k != "key_file"}  # all but the old key
+        return ZmqTransport(self.url, key=key, **options)
 
     # -- listen / connect --------------------------------------------------------------------
     def listen(self, address: str | None = None) -> ZmqListener:
