@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 import time
 
 from skprocessing import Pool, ProcessTimeoutError, Share, Skprocess
@@ -111,12 +115,22 @@ def share_tour() -> None:
 
 
 def zmq_tour() -> None:
-    print("\n== Pool over ZeroMQ (tcp://127.0.0.1, two local worker processes) ==")
-    with Pool(2, transport="tcp://127.0.0.1:0") as pool:
-        total = sum(pool.map(lambda x: x * x, range(10_000)))
-        status = pool.status()
-        print(f"sum of squares below 10,000: {total}  (head at {status['address']}, "
-              f"{status['workers']} workers, {status['done']} items done)")
+    print("\n== Pool over ZeroMQ: a head, and a worker agent joining it with 2 processes ==")
+    key = secrets.token_hex(32)  # every message is signed with it
+    with Pool(0, transport="tcp://127.0.0.1:0", key=key) as pool:  # 0: no local workers
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "skprocessing", "worker", pool.address, "--workers", "2"],
+            env={**os.environ, "SKPROCESSING_KEY": key},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            total = sum(pool.map(lambda x: x * x, range(10_000)))  # waits for the agent
+            status = pool.status()
+        finally:
+            agent.terminate()  # its workers go with it
+            agent.wait(30)
+    hosts = ", ".join(f"{host}: {n}" for host, n in status["hosts"].items())
+    print(f"sum of squares below 10,000: {total}  (head at {status['address']}; "
+          f"workers by host: {hosts}; {status['done']} items done)")
 
 
 def main(argv: list[str] | None = None) -> int:
