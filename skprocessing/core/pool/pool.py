@@ -155,6 +155,7 @@ class Pool(_Maps):
         if prefetch is None:
             # A network round trip costs more than a local one: keep more chunks in flight.
             prefetch = 2 if transport.name == "local" else 4
+        transport.prepare()  # before the scheduler's threads: a backend may still fork safely
         self._scheduler = Scheduler(transport, self._codec, workers, prefetch)
 
     def star(self) -> _Maps:
