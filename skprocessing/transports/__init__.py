@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from . import local as _local  # noqa: F401  (the default backend: every user needs it)
 from .base import Channel, Counter, Flag, Listener, ProcessHandle, Transport
 
 __all__ = ["Transport", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
