@@ -21,7 +21,6 @@ import collections
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,32 +30,17 @@ import time
 import pytest
 
 from tests.conftest import wait_gone
+from tests.netns import ip, netns_unavailable
 
 KEY = "multihost-test-key-3e7a41"
 PORT = 47100
 ITEMS = 300
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "network namespaces need root (run the suite as root, or on CI)"
-    if shutil.which("ip") is None:
-        return "the `ip` command (iproute2) is not installed"
-    probe = f"skp-mprobe-{os.getpid()}"
-    result = _ip("netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"`ip netns add` is not permitted here: {result.stderr.strip()}"
-    _ip("netns", "del", probe, check=False)
-    return None
-
 
 @pytest.fixture
 def three_hosts():  # the test using it starts processes and carries its own timeout
-    reason = _why_not()
+    reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
     tag = f"{os.getpid() % 100000}"
@@ -66,24 +50,24 @@ def three_hosts():  # the test using it starts processes and carries its own tim
              "b": (f"skhB{tag}", f"skbH{tag}", f"10.237.{n}")}
     try:
         for ns in (h, a, b):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
         for far, (head_end, far_end, net) in links.items():
             ns = a if far == "a" else b
-            _ip("link", "add", head_end, "type", "veth", "peer", "name", far_end)
-            _ip("link", "set", head_end, "netns", h)
-            _ip("link", "set", far_end, "netns", ns)
-            _ip("-n", h, "addr", "add", f"{net}.1/24", "dev", head_end)
-            _ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
-            _ip("-n", h, "link", "set", head_end, "up")
-            _ip("-n", ns, "link", "set", far_end, "up")
+            ip("link", "add", head_end, "type", "veth", "peer", "name", far_end)
+            ip("link", "set", head_end, "netns", h)
+            ip("link", "set", far_end, "netns", ns)
+            ip("-n", h, "addr", "add", f"{net}.1/24", "dev", head_end)
+            ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
+            ip("-n", h, "link", "set", head_end, "up")
+            ip("-n", ns, "link", "set", far_end, "up")
         yield {"h": h, "a": a, "b": b, "head_a": f"{links['a'][2]}.1",
                "head_b": f"{links['b'][2]}.1", "dev_a": links["a"][1]}
     finally:
         for ns in (h, a, b):  # deleting a namespace deletes its veth ends
-            _ip("netns", "del", ns, check=False)
+            ip("netns", "del", ns, check=False)
         for head_end, far_end, _ in links.values():
-            _ip("link", "del", head_end, check=False)
+            ip("link", "del", head_end, check=False)
 
 
 _HEAD = """
@@ -183,7 +167,7 @@ def test_a_map_across_two_hosts_survives_cutting_ones_link_each_result_once(thre
         pids_b = _descendants(agent_b.pid) + [agent_b.pid]
         pids = [head.pid, *pids_a, *pids_b]
         _expect(head_out, "CUT-NOW", 60)
-        _ip("-n", three_hosts["a"], "link", "set", three_hosts["dev_a"], "down")
+        ip("-n", three_hosts["a"], "link", "set", three_hosts["dev_a"], "down")
         report = json.loads(_expect(head_out, "RESULT", 60).split(" ", 1)[1])
         _expect(head_out, "CLOSED", 40)
 

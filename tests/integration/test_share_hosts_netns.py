@@ -13,12 +13,13 @@ two client hosts each increment one counter 10,000 times; the final value is exa
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from tests.netns import ip, netns_unavailable
 
 KEY = "share-netns-test-key-81f0"
 PORT = 47300
@@ -83,26 +84,10 @@ _POOL_HEAD = textwrap.dedent("""
 """)
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "network namespaces need root (run the suite as root, or on CI)"
-    if shutil.which("ip") is None:
-        return "the `ip` command (iproute2) is not installed"
-    probe = f"skp-sprobe-{os.getpid()}"
-    result = _ip("netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"`ip netns add` is not permitted here: {result.stderr.strip()}"
-    _ip("netns", "del", probe, check=False)
-    return None
-
 
 @pytest.fixture
 def three_hosts():
-    reason = _why_not()
+    reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
     tag = f"{os.getpid() % 100000}"
@@ -112,20 +97,20 @@ def three_hosts():
              b: (f"scB{tag}", f"sbC{tag}", f"10.239.{n}")}
     try:
         for ns in (c, a, b):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
         for ns, (c_end, far_end, net) in links.items():
-            _ip("link", "add", c_end, "type", "veth", "peer", "name", far_end)
-            _ip("link", "set", c_end, "netns", c)
-            _ip("link", "set", far_end, "netns", ns)
-            _ip("-n", c, "addr", "add", f"{net}.1/24", "dev", c_end)
-            _ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
-            _ip("-n", c, "link", "set", c_end, "up")
-            _ip("-n", ns, "link", "set", far_end, "up")
+            ip("link", "add", c_end, "type", "veth", "peer", "name", far_end)
+            ip("link", "set", c_end, "netns", c)
+            ip("link", "set", far_end, "netns", ns)
+            ip("-n", c, "addr", "add", f"{net}.1/24", "dev", c_end)
+            ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
+            ip("-n", c, "link", "set", c_end, "up")
+            ip("-n", ns, "link", "set", far_end, "up")
         yield {"c": c, "a": a, "b": b, "c_from_a": f"{links[a][2]}.1", "c_from_b": f"{links[b][2]}.1"}
     finally:
         for ns in (c, a, b):  # deleting a namespace deletes its veth ends too
-            _ip("netns", "del", ns, check=False)
+            ip("netns", "del", ns, check=False)
 
 
 def _in(ns: str, source: str, *args: str) -> list[str]:

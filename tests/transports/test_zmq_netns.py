@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,31 +19,17 @@ import time
 
 import pytest
 
+from tests.netns import ip, netns_unavailable
+
 HEARTBEAT, DEAD_AFTER = 0.2, 1.0
 LIMIT = DEAD_AFTER + 1.5
 KEY = "netns-test-key-5b0f9d"
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
-
-
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "network namespaces need root (run the suite as root, or on CI)"
-    if shutil.which("ip") is None:
-        return "the `ip` command (iproute2) is not installed"
-    probe = f"skp-probe-{os.getpid()}"
-    result = _ip("netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"`ip netns add` is not permitted here: {result.stderr.strip()}"
-    _ip("netns", "del", probe, check=False)
-    return None
-
 
 @pytest.fixture
 def two_hosts():  # the tests using it start processes and carry their own timeouts
-    reason = _why_not()
+    reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
     tag = f"{os.getpid() % 100000}"
@@ -52,21 +37,21 @@ def two_hosts():  # the tests using it start processes and carry their own timeo
     va, vb = f"skpa{tag}", f"skpb{tag}"
     net = f"10.233.{os.getpid() % 250 + 1}"
     try:
-        _ip("netns", "add", a)
-        _ip("netns", "add", b)
-        _ip("link", "add", va, "type", "veth", "peer", "name", vb)
-        _ip("link", "set", va, "netns", a)
-        _ip("link", "set", vb, "netns", b)
-        _ip("-n", a, "addr", "add", f"{net}.1/24", "dev", va)
-        _ip("-n", b, "addr", "add", f"{net}.2/24", "dev", vb)
+        ip("netns", "add", a)
+        ip("netns", "add", b)
+        ip("link", "add", va, "type", "veth", "peer", "name", vb)
+        ip("link", "set", va, "netns", a)
+        ip("link", "set", vb, "netns", b)
+        ip("-n", a, "addr", "add", f"{net}.1/24", "dev", va)
+        ip("-n", b, "addr", "add", f"{net}.2/24", "dev", vb)
         for ns, dev in ((a, va), (b, vb)):
-            _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "link", "set", dev, "up")
         yield {"a": a, "b": b, "va": va, "vb": vb, "addr_a": f"{net}.1"}
     finally:
-        _ip("netns", "del", a, check=False)  # deleting a namespace deletes its veth end
-        _ip("netns", "del", b, check=False)
-        _ip("link", "del", va, check=False)
+        ip("netns", "del", a, check=False)  # deleting a namespace deletes its veth end
+        ip("netns", "del", b, check=False)
+        ip("link", "del", va, check=False)
 
 
 _LISTENER = """
@@ -149,7 +134,7 @@ def test_cut_link_is_detected_on_both_sides(two_hosts, hb, dead, limit):
         time.sleep(3 * hb)  # live traffic and heartbeats: nobody is declared dead
         _expect(worker_out, "ECHO", 5)
         cut = time.time()
-        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
         for out in (head_out, worker_out):
             line = _expect(out, "CLOSED", limit + 5)
             detected_after = float(line.split()[1]) - cut
@@ -170,9 +155,9 @@ def test_a_short_blip_is_survived_without_loss(two_hosts):
         _expect(head_out, "LISTENING", 20)
         worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead=dead, addr=two_hosts["addr_a"])
         _expect(worker_out, "ECHO", 30)
-        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
         time.sleep(0.5)
-        _ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "up")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "up")
         # The echo loop checks every answer: it goes on only if nothing was lost.
         last = int(_expect(worker_out, "ECHO", 15).split()[1])
         time.sleep(dead + 1)
