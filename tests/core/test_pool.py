@@ -495,3 +495,40 @@ def test_other_serializers(serializer):
         if serializer == "pickle":
             with pytest.raises(SerializationError, match="callable"):
                 other.map(lambda x: x, [1])  # plain pickle refuses lambdas, at the call
+
+
+@pytest.mark.timeout(60)
+def test_a_map_over_another_maps_imap_does_not_deadlock():
+    with Pool(2) as pool:
+        inner = pool.imap(lambda x: x + 1, range(50))
+        assert pool.map(lambda x: x * 10, inner) == [(x + 1) * 10 for x in range(50)]
+
+
+@pytest.mark.timeout(60)
+def test_a_blocking_input_does_not_stall_other_maps():
+    import queue as queue_module
+    source: queue_module.Queue = queue_module.Queue()
+
+    def slow_items():
+        while (item := source.get()) is not None:
+            yield item
+
+    with Pool(2) as pool:
+        waiting = pool.map.background()(lambda x: -x, slow_items())
+        assert pool.map(abs, [-1, -2, -3], timeout=20) == [1, 2, 3]  # served meanwhile
+        for item in (1, 2, 3):
+            source.put(item)
+        source.put(None)
+        assert waiting.result(timeout=30) == [-1, -2, -3]
+
+
+@pytest.mark.timeout(60)
+def test_an_input_iterator_that_raises_fails_the_call_with_its_error():
+    def broken():
+        yield 1
+        raise LookupError("input went wrong")
+
+    with Pool(1) as pool:
+        with pytest.raises(LookupError, match="input went wrong"):
+            pool.map(abs, broken())
+        assert pool.map(abs, iter([-5])) == [5]

@@ -38,12 +38,14 @@ class Call:
         self.window = window
         self.name = name
         self.profile_key = 0      # which function's profile this call refines (set by Pool)
-        self.planner = ChunkPlanner(items, chunksize, single=timeout is not None, profile=profile)
+        self.wake: Callable[[], None] = lambda: None  # set by the scheduler; first, since
+        # the planner may start reading an iterator input (and waking) at once
+        self.planner = ChunkPlanner(items, chunksize, single=timeout is not None, profile=profile,
+                                    wake=lambda: self.wake())
         self.outstanding = 0      # chunks cut but not finished (scheduler thread only)
         self.consumed = 0         # items the caller has taken (caller thread writes)
         self.blocked = False      # the scheduler waits for the caller to read (window full)
         self.cancelled = False
-        self.wake: Callable[[], None] = lambda: None  # set by the scheduler
         self._cond = threading.Condition(threading.Lock())
         self._ready: deque[tuple[int, list, dict | None]] = deque()
         self._failure: BaseException | None = None
@@ -53,11 +55,13 @@ class Call:
     def wants_more(self) -> bool:
         if self.cancelled or self._done or self.planner.exhausted:
             return False
-        if self.window is not None and self.planner.taken - self.consumed >= self.window:
+        # The feeder's buffer counts inside the window: what is read never runs further ahead.
+        limit = None if self.window is None else max(self.window - self.planner.read_ahead, 1)
+        if limit is not None and self.planner.taken - self.consumed >= limit:
             # Flag first, then look again: a caller that reads in between either sees the
             # flag (and wakes us) or has already moved `consumed` (seen here).
             self.blocked = True
-            if self.planner.taken - self.consumed >= self.window:
+            if self.planner.taken - self.consumed >= limit:
                 return False
             self.blocked = False
         return True
@@ -124,6 +128,7 @@ class Call:
                 self._failure = error
             self._done = True
             self._cond.notify_all()
+        self.planner.close()
 
     def _put(self, start: int, values: list, errors: dict | None) -> None:
         if self.cancelled:

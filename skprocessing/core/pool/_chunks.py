@@ -14,9 +14,11 @@ item each. When the length is unknown, sizes double from 1 (at least the floor, 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["Chunk", "ChunkPlanner", "Profile", "TARGET_SECONDS"]
@@ -26,6 +28,7 @@ TARGET_BYTES = 1 << 20  # the most argument + result bytes worth putting in one 
 MESSAGE_OVERHEAD = 512  # bytes of headers and pickle framing in a TASK + RESULT pair
 MAX_CHUNK = 8192        # items per chunk when the input length is unknown (memory bound)
 SPLIT_FACTOR = 4        # chunks per worker over what remains
+FEED_AHEAD = MAX_CHUNK  # items an iterator input may be read ahead of the chunks cut
 
 
 class Chunk:
@@ -70,12 +73,16 @@ class ChunkPlanner:
     starts with well-sized chunks instead of probing one item at a time."""
 
     def __init__(self, items: Any, chunksize: int | None, single: bool,
-                 profile: Profile | None = None):
+                 profile: Profile | None = None, wake: Callable[[], None] = lambda: None):
         try:
             self.total: int | None = len(items)
         except TypeError:
             self.total = None  # a generator or other iterator: read it as we go
         self._source: Iterator[Any] = iter(items)
+        # An iterator may block (a socket, a queue, another pool's imap): it is read on a
+        # thread of its own, never on the scheduler's, which must keep serving everyone.
+        self._feeder = None if self.total is not None else _Feeder(self._source, wake)
+        self.read_ahead = 0 if self._feeder is None else FEED_AHEAD  # read but not yet taken
         self._fixed = 1 if single else chunksize
         self._grow = 1
         self._items = self._seconds = self._bytes = 0.0  # sums over measured chunks
@@ -115,6 +122,14 @@ class ChunkPlanner:
         An exception raised by the user's iterator propagates to the scheduler, which
         fails the call with it."""
         start = self.taken
+        if self._feeder is not None:
+            items = self._feeder.take(size)
+            self.taken += len(items)
+            if self._feeder.finished():
+                self.exhausted = True
+                if self._feeder.error is not None:
+                    raise self._feeder.error
+            return start, items
         items = list(itertools.islice(self._source, size))
         self.taken += len(items)
         if len(items) < size:
@@ -122,3 +137,59 @@ class ChunkPlanner:
         elif self.total is not None and self.taken >= self.total:
             self.exhausted = True
         return start, items
+
+    def close(self) -> None:
+        """Stop reading the input (the call ended)."""
+        if self._feeder is not None:
+            self._feeder.stop()
+
+
+class _Feeder:
+    """Reads an iterator on its own daemon thread into a bounded buffer, and wakes the
+    scheduler when items arrive in an empty buffer or the input ends."""
+
+    def __init__(self, source: Iterator[Any], wake: Callable[[], None]):
+        self._source = source
+        self._wake = wake
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._ended = False
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, name="skprocessing-pool-input", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                with self._cond:
+                    while len(self._buffer) >= FEED_AHEAD and not self._stopped:
+                        self._cond.wait()
+                    if self._stopped:
+                        return
+                    self._buffer.append(item)
+                    was_empty = len(self._buffer) == 1
+                if was_empty:
+                    self._wake()
+        except BaseException as exc:  # the user's iterator failed: the call fails with it
+            self.error = exc
+        finally:
+            with self._cond:
+                self._ended = True
+            self._wake()
+
+    def take(self, size: int) -> list[Any]:
+        with self._cond:
+            items = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
+            self._cond.notify()
+        return items
+
+    def finished(self) -> bool:
+        """The input ended and everything read from it was taken."""
+        with self._cond:
+            return self._ended and not self._buffer
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._buffer.clear()
+            self._cond.notify()

@@ -96,6 +96,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         """Stop cutting chunks for `call` and drop its results; with `kill`, also end the
         workers running its items now (they are replaced), so nothing of it runs on."""
         call.cancelled = True
+        call.planner.close()  # stop reading its input
         self._command("cancel", call, kill)
 
     def stop(self, timeout: float | None = None, terminate: bool = False) -> bool:
