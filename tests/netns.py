@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
+import time
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -24,3 +26,19 @@ def netns_unavailable() -> str | None:
         return f"`ip netns add` is not permitted here: {result.stderr.strip()}"
     ip("netns", "del", probe, check=False)
     return None
+
+
+def expect_line(lines: queue.Queue, word: str, timeout: float) -> str:
+    """The first line from a process's output queue that starts with `word`; fails the
+    test with the last lines seen when none comes within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if line.startswith(word):
+            return line
+    raise AssertionError(f"no {word!r} within {timeout}s; output: {seen[-30:]}")

@@ -8,10 +8,47 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["Sktimer", "ProcessTimers"]
+__all__ = ["Sktimer", "ProcessTimers", "Stopwatch"]
 
 
-class Sktimer:
+class Stopwatch:
+    """`start()`, `stop()`, `discard()` and `with`, once for every timer kind: a subclass
+    says where a thread's running start is kept (`_starts`, `_start_key`) and takes the
+    elapsed time in `add_time`. Starts are per thread, so threads can time at once."""
+
+    __slots__ = ()
+
+    def _starts(self) -> dict[Any, float]:
+        raise NotImplementedError
+
+    def _start_key(self) -> Any:
+        return threading.get_ident()
+
+    def start(self) -> None:
+        self._starts()[self._start_key()] = time.perf_counter()
+
+    def stop(self) -> float:
+        """Record and return the time since this thread's `start()`."""
+        began = self._starts().pop(self._start_key(), None)
+        if began is None:
+            raise RuntimeError("Sktimer.stop() without start() in this thread")
+        elapsed = time.perf_counter() - began
+        self.add_time(elapsed)  # type: ignore[attr-defined]
+        return elapsed
+
+    def discard(self) -> None:
+        """Forget this thread's running `start()` without recording it."""
+        self._starts().pop(self._start_key(), None)
+
+    def __enter__(self) -> Any:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class Sktimer(Stopwatch):
     """Collects durations: `start()`/`stop()`, `with timer:`, or `add_time(seconds)`.
 
     Statistics are over every recorded time; they are None while there are none.
@@ -22,21 +59,8 @@ class Sktimer:
         self._started: dict[int, float] = {}  # per thread, so threads can time at once
 
     # -- measuring ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._started[threading.get_ident()] = time.perf_counter()
-
-    def stop(self) -> float:
-        """Record and return the time since this thread's `start()`."""
-        began = self._started.pop(threading.get_ident(), None)
-        if began is None:
-            raise RuntimeError("Sktimer.stop() without start() in this thread")
-        elapsed = time.perf_counter() - began
-        self.add_time(elapsed)
-        return elapsed
-
-    def discard(self) -> None:
-        """Forget this thread's running `start()` without recording it."""
-        self._started.pop(threading.get_ident(), None)
+    def _starts(self) -> dict[int, float]:
+        return self._started
 
     def add_time(self, seconds: float) -> None:
         self._times.append(seconds)  # list.append is atomic: no lock on the hot path
@@ -44,13 +68,6 @@ class Sktimer:
     def reset(self) -> None:
         self._times.clear()
         self._started.clear()
-
-    def __enter__(self) -> Sktimer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
 
     # -- statistics --------------------------------------------------------------------------
     @property

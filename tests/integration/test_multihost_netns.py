@@ -25,12 +25,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
 from tests.conftest import wait_gone
-from tests.netns import ip, netns_unavailable
+from tests.netns import expect_line, ip, netns_unavailable
 
 KEY = "multihost-test-key-3e7a41"
 PORT = 47100
@@ -115,18 +114,6 @@ def _spawn(ns: str, argv: list[str]) -> tuple[subprocess.Popen, queue.Queue, lis
     return proc, lines, everything
 
 
-def _expect(lines: queue.Queue, word: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        if line.startswith(word):
-            return line
-    raise AssertionError(f"no {word!r} within {timeout}s; output: {seen[-30:]}")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -153,7 +140,7 @@ def test_a_map_across_two_hosts_survives_cutting_ones_link_each_result_once(thre
     try:
         head, head_out, head_log = _spawn(three_hosts["h"], ["-c", textwrap.dedent(_HEAD).format(
             port=PORT, items=ITEMS)])
-        _expect(head_out, "LISTENING", 30)
+        expect_line(head_out, "LISTENING", 30)
         worker_args = ["--workers", "2", "--heartbeat", "0.2", "--dead-after", "1.0",
                        "--log-every", "1"]
         agent_a, _, log_a = _spawn(three_hosts["a"], ["-m", "skprocessing", "worker",
@@ -162,14 +149,14 @@ def test_a_map_across_two_hosts_survives_cutting_ones_link_each_result_once(thre
         agent_b, _, log_b = _spawn(three_hosts["b"], ["-m", "skprocessing", "worker",
                                    f"tcp://{three_hosts['head_b']}:{PORT}", *worker_args,
                                    "--give-up", "120"])
-        assert _expect(head_out, "WORKERS", 60) == "WORKERS 4"
+        assert expect_line(head_out, "WORKERS", 60) == "WORKERS 4"
         pids_a = _descendants(agent_a.pid) + [agent_a.pid]
         pids_b = _descendants(agent_b.pid) + [agent_b.pid]
         pids = [head.pid, *pids_a, *pids_b]
-        _expect(head_out, "CUT-NOW", 60)
+        expect_line(head_out, "CUT-NOW", 60)
         ip("-n", three_hosts["a"], "link", "set", three_hosts["dev_a"], "down")
-        report = json.loads(_expect(head_out, "RESULT", 60).split(" ", 1)[1])
-        _expect(head_out, "CLOSED", 40)
+        report = json.loads(expect_line(head_out, "RESULT", 60).split(" ", 1)[1])
+        expect_line(head_out, "CLOSED", 40)
 
         values = [value for value, _ in report["results"]]
         counts = collections.Counter(values)

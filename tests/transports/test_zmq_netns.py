@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.netns import ip, netns_unavailable
+from tests.netns import expect_line, ip, netns_unavailable
 
 HEARTBEAT, DEAD_AFTER = 0.2, 1.0
 LIMIT = DEAD_AFTER + 1.5
@@ -105,18 +105,6 @@ def _spawn(ns: str, source: str, dead: float = DEAD_AFTER, hb: float = HEARTBEAT
     return proc, lines
 
 
-def _expect(lines: queue.Queue, word: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        if line.startswith(word):
-            return line
-    raise AssertionError(f"no {word!r} within {timeout}s; output: {seen}")
 
 
 @pytest.mark.timeout(120)
@@ -126,17 +114,17 @@ def test_cut_link_is_detected_on_both_sides(two_hosts, hb, dead, limit):
     head, head_out = _spawn(two_hosts["a"], _LISTENER, dead, hb, addr=two_hosts["addr_a"])
     worker = None
     try:
-        _expect(head_out, "LISTENING", 20)
+        expect_line(head_out, "LISTENING", 20)
         worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead, hb, addr=two_hosts["addr_a"])
-        _expect(worker_out, "CONNECTED", 30)
-        _expect(head_out, "ACCEPTED", 10)
-        _expect(worker_out, "ECHO", 10)
+        expect_line(worker_out, "CONNECTED", 30)
+        expect_line(head_out, "ACCEPTED", 10)
+        expect_line(worker_out, "ECHO", 10)
         time.sleep(3 * hb)  # live traffic and heartbeats: nobody is declared dead
-        _expect(worker_out, "ECHO", 5)
+        expect_line(worker_out, "ECHO", 5)
         cut = time.time()
         ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
         for out in (head_out, worker_out):
-            line = _expect(out, "CLOSED", limit + 5)
+            line = expect_line(out, "CLOSED", limit + 5)
             detected_after = float(line.split()[1]) - cut
             assert detected_after < limit, line
     finally:
@@ -152,16 +140,16 @@ def test_a_short_blip_is_survived_without_loss(two_hosts):
     head, head_out = _spawn(two_hosts["a"], _LISTENER, dead=dead, addr=two_hosts["addr_a"])
     worker = None
     try:
-        _expect(head_out, "LISTENING", 20)
+        expect_line(head_out, "LISTENING", 20)
         worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead=dead, addr=two_hosts["addr_a"])
-        _expect(worker_out, "ECHO", 30)
+        expect_line(worker_out, "ECHO", 30)
         ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
         time.sleep(0.5)
         ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "up")
         # The echo loop checks every answer: it goes on only if nothing was lost.
-        last = int(_expect(worker_out, "ECHO", 15).split()[1])
+        last = int(expect_line(worker_out, "ECHO", 15).split()[1])
         time.sleep(dead + 1)
-        later = int(_expect(worker_out, "ECHO", 10).split()[1])
+        later = int(expect_line(worker_out, "ECHO", 10).split()[1])
         assert later > last
         for out in (head_out, worker_out):
             while not out.empty():

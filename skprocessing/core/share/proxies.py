@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any
 
 from ...errors import SerializationError, StateError
+from ..timers import Stopwatch
 from ._client import Client, client_from_token
 from ._inplace import InPlaceTarget, in_place_target
 from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, OP, PIPELINED_METHODS, SET,
@@ -176,35 +176,17 @@ class MethodProxy(Proxy):
 _timer_starts: dict[tuple, float] = {}
 
 
-class TimerProxy(Proxy):
-    """A shared `Sktimer`: start/stop are measured here, and the time is added there, so
-    workers timing at once never overwrite each other's start."""
+class TimerProxy(Stopwatch, Proxy):
+    """A shared `Sktimer`: start/stop are measured here, and the time is added there (the
+    forwarded `add_time`), so workers timing at once never overwrite each other's start."""
 
     __slots__ = ()
 
-    def _sk_key(self) -> tuple:
+    def _starts(self) -> dict[tuple, float]:
+        return _timer_starts
+
+    def _start_key(self) -> tuple:
         return (self._sk_client.key, self._sk_path, threading.get_ident())
-
-    def start(self) -> None:
-        _timer_starts[self._sk_key()] = time.perf_counter()
-
-    def stop(self) -> float:
-        began = _timer_starts.pop(self._sk_key(), None)
-        if began is None:
-            raise RuntimeError("Sktimer.stop() without start() in this thread")
-        elapsed = time.perf_counter() - began
-        self.add_time(elapsed)
-        return elapsed
-
-    def discard(self) -> None:
-        _timer_starts.pop(self._sk_key(), None)
-
-    def __enter__(self) -> TimerProxy:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
 
 
 _PROXY_CLASSES: dict[str, type[Proxy]] = {"skprocessing.core.timers.Sktimer": TimerProxy}
