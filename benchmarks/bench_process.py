@@ -6,6 +6,8 @@
    + `Queue` with fork. Reported as the time ratio ours/theirs (target: at most 2x).
 2. tell/listen echo, one `__run__` per round trip as users write it: round trips/s vs a bare
    `multiprocessing.Pipe` echo with fork (target: at least 0.6x).
+3. For reference (no target): the same two on a worker of a warm ZeroMQ pool over
+   tcp://127.0.0.1 (`start(on=pool)`), as ratios to the local process.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def bare_echo(ctx, count: int) -> float:
     return count / elapsed
 
 
-def our_echo(count: int) -> float:
+def our_echo(count: int, on=None) -> float:
     process = Echo(count)
-    process.start()
+    process.start(on=on)
     began = time.perf_counter()
     for i in range(count):
         process.tell(i)
@@ -110,6 +112,24 @@ def main() -> None:
     our_rate, bare_rate = interleaved(lambda: our_echo(ECHOES), lambda: bare_echo(fork, ECHOES), rounds=5)
     report("tell/listen echo (round trips/s)", our_rate, bare_rate, "rt/s", ">= 0.6x")
     suitkaise_figures()
+    remote_figures()
+
+
+def remote_figures() -> None:
+    from skprocessing import Pool
+    with Pool(2, transport="tcp://127.0.0.1") as pool:
+        def remote_once():
+            process = NoOp()
+            process.start(on=pool)
+            process.result()
+        remote, local = interleaved(lambda: median_seconds(remote_once, 10),
+                                    lambda: median_seconds(lambda: NoOp().run(), 10), rounds=5)
+        report("start(on=zmq pool) -> result vs local (median ms)", remote * 1e3, local * 1e3,
+               "ms", "reference")
+        remote_rate, local_rate = interleaved(lambda: our_echo(ECHOES // 5, pool),
+                                              lambda: our_echo(ECHOES // 5), rounds=5)
+        report("tell/listen echo on a zmq pool worker vs local", remote_rate, local_rate,
+               "rt/s", "reference")
 
 
 if __name__ == "__main__":

@@ -125,12 +125,19 @@ def zmq_tour() -> None:
         try:
             total = sum(pool.map(lambda x: x * x, range(10_000)))  # waits for the agent
             status = pool.status()
+            echo = Echo(3)
+            echo.start(on=pool)  # one Skprocess on one of the agent's workers
+            for word in ("on", "a", "worker"):
+                echo.tell(word)
+            heard = [echo.listen(timeout=30) for _ in range(3)]
+            echo.wait(30)
         finally:
             agent.terminate()  # its workers go with it
             agent.wait(30)
     hosts = ", ".join(f"{host}: {n}" for host, n in status["hosts"].items())
     print(f"sum of squares below 10,000: {total}  (head at {status['address']}; "
           f"workers by host: {hosts}; {status['done']} items done)")
+    print(f"Skprocess on a worker (start(on=pool)), tell/listen: {heard}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ def test_demo_runs_and_shows_every_part():
     assert "counter:    200  (200 increments from 2 worker processes)" in out
     assert "squares:    200 appended, sum 2646700" in out
     assert "sum of squares below 10,000: 333283335000" in out
+    assert "Skprocess on a worker (start(on=pool)), tell/listen: ['ON', 'A', 'WORKER']" in out
 
 
 def test_unknown_command_prints_usage():

@@ -26,6 +26,11 @@ __all__ = ["main", "Lifecycle", "OUTCOME", "MESSAGE"]
 
 MESSAGE = 1  # a tell() payload
 OUTCOME = 2  # the child's final report
+# A process on a pool worker (`remote.py`) has no shared memory with its parent, so its
+# stop flag and run counter travel as messages on the control channel:
+RUN = 3      # child -> parent: current_run changed
+STOP = 4     # parent -> child: stop()
+KILL = 5     # parent -> child: kill()
 
 ITERATION = ("prerun", "run", "postrun")
 

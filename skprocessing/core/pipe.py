@@ -14,6 +14,7 @@ travel through the chosen serializer plugin (`Pipe.pair(serializer="pickle")`).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from ..errors import PipeEndpointError
@@ -59,16 +60,19 @@ class _End:
         Raises EOFError (ChannelClosed) when the other end is gone."""
         if not self._can_recv:
             raise PipeEndpointError(f"this one-way pipe's {self._role} only sends")
+        deadline = None if timeout is None else time.monotonic() + timeout
         channel = self._channel or self._connect(timeout)
-        frames = channel.recv(timeout)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        frames = channel.recv(left)  # the connect's wait counts against the same timeout
         if frames is None:
             raise TimeoutError(f"nothing arrived on the pipe within {timeout:g} s")
         return self._codec.decode(frames)[1]
 
     def poll(self, timeout: float | None = 0.0) -> bool:
         """True when `recv()` would not block."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         channel = self._channel or self._connect(timeout)
-        return channel.poll(timeout)
+        return channel.poll(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Close this end; the other end's `recv()` then raises EOFError."""

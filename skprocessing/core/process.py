@@ -20,15 +20,18 @@ from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Channel, Counter, Flag, Frames, ProcessHandle, Transport
 from . import engine
+from ._destination import bound_for
 from .autoreconnect import settings_for
 from .config import ProcessConfig
 from .modifiers import modifiable
+from .remote import PlainCounter, RemoteHandle, RemoteStop, start_on
 from .timers import SECTIONS, ProcessTimers, Sktimer
 
 __all__ = ["Skprocess", "ProcessState"]
 
 _HOOKS = tuple(f"__{s}__" for s in SECTIONS)
 _RUNTIME = ("_sk",)  # instance attributes that never travel
+_RUN_KIND = bytes([engine.RUN])
 
 
 class ProcessState(enum.Enum):
@@ -58,15 +61,17 @@ class _ParentLink:
     block in tell() and never deliver its result. `reading` keeps them in order.
     """
 
-    def __init__(self, transport: Transport, codec: Codec):
+    def __init__(self, transport: Transport, codec: Codec, control: Channel, messages: Channel,
+                 stop: Flag, run_counter: Counter):
         self.transport = transport
         self.codec = codec
-        self.control, self.child_control = transport.pipe()
-        self.messages, self.child_messages = transport.pipe()
-        self.stop: Flag = transport.flag()
-        self.run_counter: Counter = transport.counter()
+        self.control = control
+        self.messages = messages
+        self.stop = stop
+        self.run_counter = run_counter
         self.handle: ProcessHandle | None = None
         self.outcome: tuple | None = None
+        self.early: Frames | None = None  # a control message read ahead by refresh()
         self.lock = threading.Lock()
         self.reading = threading.Lock()
         self.inbox: collections.deque[Frames] = collections.deque()
@@ -97,6 +102,29 @@ class _ParentLink:
             self.messages_open = False
         finally:
             self.reading.release()
+        return True
+
+    def refresh(self) -> None:
+        """Take in `current_run` reports that wait on the control channel (a process on a
+        pool worker sends them; a local child writes a shared counter instead). Leaves
+        the outcome, if it came, for `_collect`; never blocks."""
+        if not isinstance(self.handle, RemoteHandle) or not self.lock.acquire(blocking=False):
+            return  # a waiting _collect reads them itself
+        try:
+            while self.outcome is None and self.early is None and self.control.poll(0):
+                frames = self.control.recv(0)
+                if frames is not None and not self.take_run_report(frames):
+                    self.early = frames
+        except ChannelClosed:
+            pass  # _collect will find out
+        finally:
+            self.lock.release()
+
+    def take_run_report(self, frames: Frames) -> bool:
+        """True if `frames` was a RUN report (now applied), False for the outcome."""
+        if bytes(frames[0][:1]) != _RUN_KIND:
+            return False
+        self.run_counter.value = self.codec.decode(frames)[1]
         return True
 
 
@@ -159,28 +187,56 @@ class Skprocess:
         self.__dict__["_sk"] = _ChildLink(messages, codec, stop)
 
     # -- control -----------------------------------------------------------------------------
-    def start(self, *, transport: str | Transport | None = None,
-              serializer: Any = None) -> None:
-        """Start the child process and return at once."""
+    def start(self, *, transport: str | Transport | None = None, serializer: Any = None,
+              on: Any = None, timeout: float | None = None) -> None:
+        """Start the child process and return at once.
+
+        `on=pool`: run it on one of the pool's workers instead (on another host, for a
+        pool on the ZeroMQ transport); everything else works as locally. Then `start()`
+        returns once a worker runs the process; `timeout` bounds that wait
+        (`ResultTimeoutError`), for a pool whose workers are all busy or gone."""
         if self._sk_state is not ProcessState.CREATED:
             raise StateError(f"{type(self).__qualname__}.start(): the process was already started "
                              f"(state: {self._sk_state.value}); create a new instance to run again")
+        if on is not None and transport is not None:
+            raise ValueError(f"{type(self).__qualname__}.start(): give transport= or on=, not both "
+                             f"(on=pool runs it with the pool's transport)")
         codec = Codec(serializer)
-        payload = codec.serializer.dumps(self)  # names the failing attribute path
-        link = _ParentLink(get_transport(transport), codec)
-        try:
-            link.handle = link.transport.start(
-                engine.main, codec.token(), [_picklable(f) for f in payload],
-                link.child_control, link.child_messages, link.stop, link.run_counter,
-                settings_for(type(self)))
-        finally:
-            link.child_control.close()
-            link.child_messages.close()
-            if link.handle is None:  # start failed: do not leak the parent's ends
-                link.control.close()
-                link.messages.close()
+        with bound_for(on):  # a Share among the attributes serves where the worker reaches it
+            payload = [_picklable(f) for f in codec.serializer.dumps(self)]  # names a failing path
+        if on is None:
+            link = self._start_here(get_transport(transport), codec, payload)
+        else:
+            link = self._start_on(on, codec, payload, timeout)
         self.__dict__["_sk"] = link
         self._sk_state = ProcessState.RUNNING
+
+    def _start_here(self, transport: Transport, codec: Codec, payload: list) -> _ParentLink:
+        control, child_control = transport.pipe()
+        messages, child_messages = transport.pipe()
+        link = _ParentLink(transport, codec, control, messages, transport.flag(), transport.counter())
+        try:
+            link.handle = transport.start(engine.main, codec.token(), payload, child_control,
+                                          child_messages, link.stop, link.run_counter,
+                                          settings_for(type(self)))
+        finally:
+            child_control.close()
+            child_messages.close()
+            if link.handle is None:  # start failed: do not leak the parent's ends
+                control.close()
+                messages.close()
+        return link
+
+    def _start_on(self, pool: Any, codec: Codec, payload: list, timeout: float | None) -> _ParentLink:
+        if not hasattr(pool, "imap") or not hasattr(pool, "transport"):
+            raise TypeError(f"{type(self).__qualname__}.start(on=...): expected a Pool, got "
+                            f"{type(pool).__name__}")
+        transport, control, messages, handle = start_on(
+            pool, self, codec, payload, settings_for(type(self)), timeout)
+        link = _ParentLink(transport, codec, control, messages, RemoteStop(control, codec),
+                           PlainCounter())
+        link.handle = handle
+        return link
 
     def stop(self) -> None:
         """Ask the process to finish its current section, then run `__onfinish__` and
@@ -191,10 +247,15 @@ class Skprocess:
     def kill(self) -> None:
         """End the process at once; there will be no result."""
         link = self._parent_link("kill")
-        if link.handle.is_alive():
-            link.handle.kill()
-            link.handle.join(5.0)
-        self._collect(0)
+        handle = link.handle
+        if handle.is_alive():
+            handle.kill()
+            if not isinstance(handle, RemoteHandle):  # a remote kill: see RemoteHandle.kill
+                handle.join(5.0)
+        if not self._collect(0):
+            # A remote worker's death reaches the control channel only with the transport's
+            # heartbeats; the kill is certain, so do not wait for them.
+            self._collect(0, dead=True)
 
     @property
     def is_alive(self) -> bool:
@@ -206,6 +267,7 @@ class Skprocess:
         """Iterations finished so far (live while the process runs)."""
         link = self._sk
         if isinstance(link, _ParentLink) and link.outcome is None:
+            link.refresh()
             return link.run_counter.value
         return self._sk_current_run
 
@@ -277,25 +339,36 @@ class Skprocess:
             raise StateError(f"{type(self).__qualname__}.{action}() is for the parent process")
         return link
 
-    def _collect(self, timeout: float | None) -> bool:
+    def _collect(self, timeout: float | None, dead: bool = False) -> bool:
         """Receive the child's outcome (or notice its death); True once it has ended.
-        Another thread already waiting is waited for no longer than `timeout`."""
+        Another thread already waiting is waited for no longer than `timeout`. `dead`:
+        the process is known to be gone; take its death as the outcome now."""
         link = self._sk
+        deadline = None if timeout is None else time.monotonic() + timeout
         if not link.lock.acquire(timeout=-1 if timeout is None else timeout):
             return link.outcome is not None
         try:
             if link.outcome is not None:
                 return True
-            if not self._await_outcome(link, timeout):
-                return False
-            try:
-                outcome = link.codec.decode(link.control.recv())[1]
-            except ChannelClosed:
-                outcome = self._death_outcome(link)
-            link.handle.join(5.0)
+            outcome = self._death_outcome(link) if dead else None
+            while outcome is None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if link.early is None and not self._await_outcome(link, left):
+                    return False
+                try:
+                    frames, link.early = link.early or link.control.recv(), None
+                except ChannelClosed:
+                    outcome = self._death_outcome(link)
+                    break
+                if not link.take_run_report(frames):
+                    outcome = link.codec.decode(frames)[1]
+            if not (isinstance(link.handle, RemoteHandle) and link.handle.abandoned):
+                link.handle.join(5.0)  # a normal end: the task (or process) finishes now
             self._adopt(outcome)
             link.outcome = outcome
             link.control.close()
+            if isinstance(link.handle, RemoteHandle):
+                link.handle.abandon()
             return True
         finally:
             link.lock.release()
@@ -317,13 +390,19 @@ class Skprocess:
                 return False
 
     def _death_outcome(self, link: _ParentLink) -> tuple:
-        link.handle.join(5.0)
-        code = link.handle.exitcode
+        handle = link.handle
+        if isinstance(handle, RemoteHandle):
+            handle.abandon()  # the pool must not run it again elsewhere
+            how = handle.lost()
+        else:
+            handle.join(5.0)
+        code = handle.exitcode
         run = link.run_counter.value
-        how = (f"was killed by signal {-code}" if code is not None and code < 0
-               else f"exited with code {code}")
+        if not isinstance(handle, RemoteHandle):
+            how = (f"was killed by signal {-code}" if code is not None and code < 0
+                   else f"exited with code {code}")
         error = ProcessDiedError(
-            f"{type(self).__qualname__} (pid {link.handle.pid}) {how} during run {run} "
+            f"{type(self).__qualname__} (pid {handle.pid}) {how} during run {run} "
             f"without delivering a result", exitcode=code, current_run=run)
         return (error, self.timers, run, error)
 

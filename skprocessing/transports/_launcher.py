@@ -48,7 +48,7 @@ from typing import Any
 
 from ..errors import TransportError
 from ._wait import readable
-from .base import ProcessHandle
+from .base import ProcessHandle, run_exit_hooks
 
 _HEADER = struct.Struct("<QII")
 _PID = struct.Struct("<q")
@@ -494,6 +494,10 @@ def _child_main(launcher_pid: int, sock: socket.socket, body: io.BytesIO, cwd: s
         import traceback
         traceback.print_exc()
     finally:
+        try:
+            run_exit_hooks()  # what layers still buffer (os._exit runs no atexit handlers)
+        except BaseException:
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

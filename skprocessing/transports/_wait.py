@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLNVAL
+_POLL_MAX_MS = 2**31 - 1  # poll() takes a C int; a longer wait is a spurious wake-up, not an error
 
 
 def readable(objects: Sequence[T], timeout: float | None) -> list[T]:
@@ -22,5 +23,5 @@ def readable(objects: Sequence[T], timeout: float | None) -> list[T]:
         fd = obj if isinstance(obj, int) else obj.fileno()
         by_fd.setdefault(fd, []).append(obj)
         poller.register(fd, _READABLE)
-    ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    ms = None if timeout is None else min(max(0, math.ceil(timeout * 1000)), _POLL_MAX_MS)
     return [obj for fd, _ in poller.poll(ms) for obj in by_fd.get(fd, ())]

@@ -122,6 +122,84 @@ def test_method_calls_return_real_values_and_reads_see_own_writes(tcp_share, ass
     assert tcp_share.account.balance == 100
 
 
+class KeyedCount(Count):
+    """A `Count` in a process not started by the Share's transport: it needs the key."""
+
+    def __run__(self):
+        os.environ["SKPROCESSING_KEY"] = KEY
+        super().__run__()
+
+
+@pytest.mark.timeout(90)
+def test_a_process_on_the_local_transport_loses_no_write_when_it_exits(assert_reaped):
+    # Its writes travel in batches; the last one leaves from the launcher's exit hooks
+    # (the process is gone before the read, so no read barrier can fetch it earlier).
+    share = Share(transport=URL, key=KEY)
+    try:
+        share.counter, share.items = 0, []
+        workers = [KeyedCount(share, 3001) for _ in range(2)]
+        for worker in workers:
+            worker.start()  # the local transport; the Share is on ZeroMQ
+            assert_reaped(worker._sk.handle.pid)
+        for worker in workers:
+            worker.result()
+            assert worker._sk.handle.join(30)
+        assert share.counter == 6002
+        assert sorted(share.items) == sorted(list(range(3001)) * 2)
+    finally:
+        share.stop()
+
+
+class Mixed(Skprocess):
+    """Small writes (batched), large ones (sent alone) and reads, interleaved."""
+
+    def __init__(self, share):
+        self.share = share
+        self.lengths = []
+
+    def __run__(self):
+        items = self.share.items
+        for i in range(1500):
+            items.append(i)
+            if i % 300 == 150:
+                items.append(bytes(40_000))  # too large for a batch
+            if i % 500 == 499:
+                self.lengths.append(len(items))  # a request: after every write before it
+
+    def __result__(self):
+        return self.lengths
+
+
+@pytest.mark.timeout(60)
+def test_batched_and_large_writes_and_reads_keep_their_order(tcp_share, assert_reaped):
+    tcp_share.items = []
+    worker = Mixed(tcp_share)
+    worker.start(transport=URL)
+    assert_reaped(worker._sk.handle.pid)
+    expected = []
+    for i in range(1500):
+        expected.append(i)
+        if i % 300 == 150:
+            expected.append(bytes(40_000))
+    assert worker.result() == [expected.index(499) + 1, expected.index(999) + 1,
+                               expected.index(1499) + 1]
+    assert list(tcp_share.items) == expected
+
+
+def test_an_unreadable_batch_is_reported_and_changes_nothing(tcp_share):
+    from skprocessing.core.share._protocol import BATCH, batch_frames
+    tcp_share.counter = 0
+    assert tcp_share.counter == 0  # connected
+    connection = tcp_share._sk_client._channel
+    for bad in ([BATCH, b"not marshal"], batch_frames([[b""]]), batch_frames([b"x"]),
+                batch_frames([batch_frames([])])):
+        connection.channel.send(bad)  # signed by us: only a bug could send these
+    with pytest.raises(ShareError, match="batch"):
+        tcp_share.counter
+    tcp_share.counter += 1
+    assert tcp_share.counter == 1
+
+
 _CLIENT = textwrap.dedent("""
     import pickle, sys
     share = pickle.loads(sys.stdin.buffer.read())
@@ -149,6 +227,24 @@ def test_wildcard_bind_with_key_reached_by_independent_processes():
         for result in results:
             assert result.returncode == 0, result.stderr.decode()[-2000:]
         assert share.counter == 4000
+    finally:
+        share.stop()
+
+
+@pytest.mark.timeout(60)
+def test_advertise_replaces_the_listeners_reachable_addresses():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    share = Share(transport=f"tcp://0.0.0.0:{port}", key=KEY,
+                  advertise=f"tcp://127.0.0.1:{port}")
+    try:
+        assert share._sk_client.candidates == (f"tcp://127.0.0.1:{port}",)
+        share.counter = 0
+        result = _client(pickle.dumps(share), 300, dict(os.environ, SKPROCESSING_KEY=KEY))
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        assert share.counter == 300
     finally:
         share.stop()
 
@@ -277,3 +373,40 @@ def test_a_local_share_used_where_it_cannot_be_reached_says_what_to_do():
             client.request(1 | 0x80, (("counter",),), "reading")
     finally:
         share.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_plain_share_sent_to_a_zeromq_pool_moves_onto_the_pools_transport(assert_reaped):
+    from skprocessing import Pool
+    with Pool(2, transport=URL) as pool:
+        share = Share()  # no transport named: this host only, until it is sent to the pool
+        try:
+            share.counter = 0
+            share.log = ["before"]
+            assert share._sk_client.transport_spec is None
+            assert pool.map(_bump, [(share, 500)] * 4) == [500] * 4      # in the items
+            assert pool.map(lambda n: _bump((share, n)), [100] * 3) == [100] * 3  # in a closure
+            assert share.counter == 2300  # nothing assigned before the move was lost
+            assert share.log == ["before"]
+            assert str(share._sk_client.transport_spec).startswith("tcp://")
+        finally:
+            share.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_share_moved_after_local_copies_were_made_says_so_and_a_named_one_stays():
+    from skprocessing import Pool
+    with Pool(1, transport=URL) as pool:
+        share, pinned = Share(), Share(transport="local")
+        try:
+            share.counter = pinned.counter = 0
+            pickle.dumps(share)  # a copy for some other process, on the local transport
+            with pytest.warns(RuntimeWarning, match="moved onto that pool's transport"):
+                pool.map(_bump, [(share, 10)])
+            assert share.counter == 10
+            pool.map(_bump, [(pinned, 10)])  # same host: the local transport reaches it
+            assert pinned.counter == 10
+            assert pinned._sk_client.transport_spec == "local"
+        finally:
+            share.stop()
+            pinned.stop()

@@ -19,7 +19,6 @@ import textwrap
 
 import pytest
 
-from tests.netns import ip, netns_unavailable
 
 KEY = "share-netns-test-key-81f0"
 PORT = 47300
@@ -75,7 +74,7 @@ _POOL_HEAD = textwrap.dedent("""
         return n
 
     with Pool(0, transport="tcp://0.0.0.0:{port}", key="{key}", timeout=60) as pool:
-        share = Share(transport=pool)   # the pool's transport and key, a port of its own
+        share = {make}
         share.counter = 0
         print("ready", flush=True)
         done = pool.map(bump, [(share, 500)] * 40)
@@ -83,34 +82,6 @@ _POOL_HEAD = textwrap.dedent("""
         share.stop()
 """)
 
-
-
-@pytest.fixture
-def three_hosts():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    tag = f"{os.getpid() % 100000}"
-    n = os.getpid() % 250 + 1
-    c, a, b = f"sksC{tag}", f"sksA{tag}", f"sksB{tag}"
-    links = {a: (f"scA{tag}", f"saC{tag}", f"10.238.{n}"),
-             b: (f"scB{tag}", f"sbC{tag}", f"10.239.{n}")}
-    try:
-        for ns in (c, a, b):
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-        for ns, (c_end, far_end, net) in links.items():
-            ip("link", "add", c_end, "type", "veth", "peer", "name", far_end)
-            ip("link", "set", c_end, "netns", c)
-            ip("link", "set", far_end, "netns", ns)
-            ip("-n", c, "addr", "add", f"{net}.1/24", "dev", c_end)
-            ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
-            ip("-n", c, "link", "set", c_end, "up")
-            ip("-n", ns, "link", "set", far_end, "up")
-        yield {"c": c, "a": a, "b": b, "c_from_a": f"{links[a][2]}.1", "c_from_b": f"{links[b][2]}.1"}
-    finally:
-        for ns in (c, a, b):  # deleting a namespace deletes its veth ends too
-            ip("netns", "del", ns, check=False)
 
 
 def _in(ns: str, source: str, *args: str) -> list[str]:
@@ -151,10 +122,14 @@ def test_two_hosts_count_to_exactly_20000_through_a_share(three_hosts, tmp_path)
 
 
 @pytest.mark.timeout(180)
-def test_pool_workers_on_two_hosts_count_through_a_share_of_the_pool(three_hosts):
+@pytest.mark.parametrize("make", [
+    "Share(transport=pool)",  # the pool's transport and key, a port of its own
+    "Share()",                # this host only, until sent to the pool: then it moves there
+])
+def test_pool_workers_on_two_hosts_count_through_a_share_of_the_pool(three_hosts, make):
     env = dict(os.environ, SKPROCESSING_KEY=KEY, PYTHONPATH=os.getcwd())
-    port = PORT + 1
-    head = subprocess.Popen(_in(three_hosts["c"], _POOL_HEAD.format(port=port, key=KEY)),
+    port = PORT + 1 + (make == "Share()")
+    head = subprocess.Popen(_in(three_hosts["c"], _POOL_HEAD.format(port=port, key=KEY, make=make)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     agents: list[subprocess.Popen] = []
     try:

@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 from skprocessing import ProcessDiedError, ProcessTimeoutError, Skprocess
+from skprocessing.errors import ResultTimeoutError, StateError
 from skprocessing.core.pool import Pool
 from skprocessing.core.pool._messages import AGENT, HELLO
 from skprocessing.serializers.codec import Codec
@@ -416,3 +417,63 @@ def test_an_agent_waits_for_a_head_that_went_away_and_rejoins_the_next_one():
     finally:
         err = _stop(agent, pids)
     assert "lost the head" in err and "session 2" in err
+
+
+# -- requeued work and no worker left (review: "requeued chunks can wait forever") -------------
+
+def nap(x):
+    time.sleep(1.5)
+    return x
+
+
+def _lose_the_only_host(pool: Pool, agent: subprocess.Popen, pids: list[int]) -> None:
+    """Once an item runs on the agent's worker, the whole host goes (like a power cut):
+    what it held is requeued and no worker is left to take it."""
+    assert _until(lambda: pool.status()["in_flight"] >= 1)
+    pids += _descendants(agent.pid) + [agent.pid]
+    agent.kill()
+    assert _until(lambda: pool.status()["workers"] == 0 and pool.status()["queued"] >= 1)
+
+
+def _map_then_lose_the_host(pool: Pool, call, *args, **kwargs):
+    agent = _agent(pool.address, 1)
+    pids: list[int] = []
+    try:
+        assert _until(lambda: pool.status()["workers"] == 1)
+        future = call(nap, [1, 2], chunksize=1, *args, **kwargs)
+        _lose_the_only_host(pool, agent, pids)
+        return future
+    finally:
+        _stop(agent, pids)
+
+
+@pytest.mark.timeout(60)
+def test_requeued_items_with_no_worker_left_end_with_the_per_item_timeout():
+    with Pool(0, transport="tcp://127.0.0.1" + FAST, key=KEY) as pool:
+        future = _map_then_lose_the_host(pool, pool.map.background(), timeout=3.0)
+        with pytest.raises(ProcessTimeoutError, match="no worker"):
+            future.result(30)
+        assert pool.status()["queued"] == 0  # dropped, not sent to a worker joining later
+
+
+@pytest.mark.timeout(60)
+def test_requeued_items_with_no_worker_left_end_with_the_calls_timeout():
+    with Pool(0, transport="tcp://127.0.0.1" + FAST, key=KEY) as pool:
+        future = _map_then_lose_the_host(pool, pool.map.timeout(6.0).background())
+        with pytest.raises(ResultTimeoutError):
+            future.result(30)
+        assert _until(lambda: pool.status()["queued"] == 0, 10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("end", ["close", "terminate"])
+def test_requeued_items_with_no_worker_left_end_with_a_state_error_at_close(end):
+    pool = Pool(0, transport="tcp://127.0.0.1" + FAST, key=KEY)
+    try:
+        future = _map_then_lose_the_host(pool, pool.map.background())
+        time.sleep(0.5)
+        assert not future.done()  # no limit: it waits for a worker to come back
+    finally:
+        pool.close(1.0) if end == "close" else pool.terminate()
+    with pytest.raises(StateError):
+        future.result(10)

@@ -34,6 +34,7 @@ class RawPeer:
         kind, _, extra = unpack_envelope(envelope, [])
         assert kind == WELCOME
         self.prefix = self.session + extra["s"]
+        self.welcome = extra
         return frames
 
     def message(self, payload: list[bytes], kind: int = DATA, seq: int | None = None) -> list[bytes]:

@@ -137,3 +137,144 @@ def test_with_key_keeps_every_other_option():
     assert (keyed.liveness.heartbeat, keyed.liveness.dead_after) == (2.0, 30.0)
     assert keyed._options["hwm"] == 50
     assert keyed._key != original._key
+
+
+def test_reachable_addresses_of_a_wildcard_listener_are_this_hosts_loopback_last():
+    from skprocessing.transports.local import LocalTransport
+    listener = ZmqTransport("tcp://0.0.0.0:0", key="reach-test-key").listen()
+    try:
+        port = listener.address.rsplit(":", 1)[1]
+        found = listener.reachable_addresses()
+        assert found[-1] == f"tcp://127.0.0.1:{port}"
+        assert all(a.startswith("tcp://") and a.endswith(f":{port}") for a in found)
+        assert not any(a.startswith(("tcp://0.0.0.0", "tcp://127.")) for a in found[:-1])
+        assert len(set(found)) == len(found)
+        # Every address listed answers (here: this host's own interfaces).
+        for address in found:
+            client = ZmqTransport("tcp://127.0.0.1", key="reach-test-key").connect(address, timeout=5)
+            client.send([b"hi"])
+            assert listener.accept(timeout=5).recv(timeout=5) == [b"hi"]
+            client.close()
+    finally:
+        listener.close()
+    for listener in (ZmqTransport("tcp://127.0.0.1").listen(), ZmqTransport("ipc://").listen(),
+                     LocalTransport().listen()):
+        assert listener.reachable_addresses() == (listener.address,)
+        listener.close()
+
+
+def _take_commands(sock) -> None:
+    import zmq
+    for _ in range(5):
+        sock.get(zmq.EVENTS)  # processes the socket's pending commands; reads nothing
+        time.sleep(0.05)
+
+
+def _hooks_then_return(channel) -> None:
+    from skprocessing.transports.base import at_process_exit
+
+    def first() -> None:
+        channel.send([b"first"])
+
+    def second() -> None:
+        channel.send([b"second"])
+    at_process_exit(first)
+    at_process_exit(second)
+    at_process_exit(first)  # again: keeps its first place, runs once
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("url", ["local", "tcp://127.0.0.1"])
+def test_exit_hooks_run_in_a_started_child_last_registered_first(url, assert_reaped):
+    # The hooks send through the transport after the entry returned: they run before
+    # the child's transport is torn down, and before os._exit.
+    transport = get_transport(url)
+    mine, theirs = transport.pipe()
+    handle = transport.start(_hooks_then_return, theirs)
+    assert_reaped(handle.pid)
+    theirs.close()
+    assert [bytes(mine.recv(timeout=20)[0]) for _ in range(2)] == [b"second", b"first"]
+    assert handle.join(20) and handle.exitcode == 0
+    mine.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_unreachable_peer_s_last_messages_are_delivered_before_its_channel_closes():
+    # A peer that sent and vanished: the send that finds it gone (EHOSTUNREACH) must not
+    # cost the messages still queued in our socket.
+    import threading
+    from skprocessing.errors import ChannelClosed
+    from ._raw import RawPeer
+    key = "unreachable-test-key"
+    listener = ZmqTransport("tcp://127.0.0.1?heartbeat=1&dead_after=30", key=key).listen()
+    peer = RawPeer(listener.address, key.encode())
+    peer.hello()
+    channel = listener.accept(timeout=5)
+    gate = threading.Event()
+    reactor = get_reactor()
+    reactor.post(gate.wait, 30)  # our reactor reads nothing until the gate opens
+    try:
+        for i in range(50):
+            peer.send(peer.message([str(i).encode()]))
+        peer.sock.close(linger=5000)  # gone without a BYE, once its messages are out
+        peer.context.term()
+        # Then, still reading nothing: let ZeroMQ take the route down (its socket acts on
+        # the disconnect in steps, each when our thread calls into it), and send.
+        reactor.post(_take_commands, listener._port.sock)
+        channel.send([b"anyone?"])  # EHOSTUNREACH, with the 50 messages still queued
+    finally:
+        gate.set()
+    got = []
+    deadline = time.monotonic() + 20  # a guard for the loop, not a measurement
+    with pytest.raises(ChannelClosed, match="unreachable"):
+        while time.monotonic() < deadline:
+            frames = channel.recv(timeout=0.05)
+            if frames is None:
+                channel.send([b"anyone?"])
+            else:
+                got.append(frames[0])
+    assert got == [str(i).encode() for i in range(50)]
+    listener.close()
+
+
+def test_closing_a_listener_ends_the_sessions_nobody_accepted_and_frees_its_port():
+    from skprocessing.errors import ChannelClosed
+    t = ZmqTransport("tcp://127.0.0.1")
+    listener = t.listen()
+    address = listener.address
+    client = t.connect(address, timeout=5)  # handshake done; never accepted
+    listener.close()
+    with pytest.raises(ChannelClosed):
+        client.recv(timeout=10)  # the BYE of the session nobody took
+    again = ZmqTransport(address).listen()  # the port is free again
+    assert again.address == address
+    again.close()
+    client.close()
+
+
+@pytest.mark.timeout(60)
+def test_private_directories_of_a_killed_process_are_removed_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+    from skprocessing.transports.zmq.private_dirs import private_dir, remove_dir
+    make = ("import sys, time; from skprocessing.transports.zmq.private_dirs import private_dir; "
+            f"print(private_dir('ipc', {str(tmp_path)!r}), flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", make], stdout=subprocess.PIPE, text=True)
+    left = child.stdout.readline().strip()
+    mine = None
+    try:
+        assert os.path.isdir(left) and os.stat(left).st_mode & 0o777 == 0o700
+        mine = private_dir("ipc", str(tmp_path))  # its maker is alive: kept
+        assert os.path.isdir(left)
+    finally:
+        child.kill()
+        child.wait(10)
+        if mine:
+            remove_dir(mine)
+    from skprocessing.transports.zmq import private_dirs
+    private_dirs._swept.clear()  # as a fresh process would: it has not swept yet
+    fresh = private_dir("ipc", str(tmp_path))
+    try:
+        assert not os.path.exists(left)  # SIGKILL ran no exit handler; the next maker swept
+    finally:
+        remove_dir(fresh)

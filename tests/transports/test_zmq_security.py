@@ -271,3 +271,126 @@ def test_unkeyed_loopback_is_private_to_this_process_tree(monkeypatch, assert_re
     assert channel is not None and channel.recv(timeout=10)[0] == b"hello"
     channel.close(), listener.close()
     assert handle.join(10)
+
+
+# -- the same-host bulk path (transports/zmq/bulk.py) -------------------------------------------
+
+from skprocessing.transports.zmq import bulk  # noqa: E402
+
+BIG = 2 << 20  # above bulk.BULK_MIN
+
+
+class _BulkPeer(RawPeer):
+    """A raw peer that knows the key and keeps the WELCOME's bulk offer."""
+
+    @property
+    def offer(self) -> dict | None:
+        return self.welcome.get("b")
+
+    def bulk_message(self, name: str, size: int, reuse: bool = False, key: bytes | None = None) -> list[bytes]:
+        self.seq += 1
+        payload = [b"header", name.encode()]
+        envelope = pack_envelope(DATA, self.seq, payload, {"b": [[1, size, reuse]]})
+        signer = self.signer if key is None else Signer(key)
+        return [signer.sign(self.prefix, envelope, payload), envelope, *payload]
+
+
+def _own_name(peer: _BulkPeer, n: int = 1) -> str:
+    return f"{bulk.sender_prefix(peer.session)}{n:016x}"
+
+
+def _write(directory: str, name: str, data: bytes, mode: int = 0o600) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with open(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)  # whatever the umask says
+    return path
+
+
+def test_large_frames_between_processes_of_one_user_travel_in_private_files(keyed):
+    transport, listener, client, server = keyed
+    data = os.urandom(BIG)
+    for _ in range(3):  # the second and third reuse the first's file
+        client.send([b"small", data])
+        small, got = server.recv(timeout=10)
+        assert small == b"small" and bytes(got) == data
+    directory = bulk.shared_dir().path
+    assert os.stat(directory).st_mode & 0o777 == 0o700
+    mine = [n for n in os.listdir(directory) if n != "id"]
+    assert mine and all(n.endswith(".free") for n in mine)  # read, kept for the next frame
+    assert all(os.stat(os.path.join(directory, n)).st_mode & 0o777 == 0o600 for n in mine)
+    client.close()
+    with pytest.raises(ChannelClosed):
+        server.recv(timeout=5)
+    assert _until(lambda: not set(mine) & set(os.listdir(directory)))  # gone with the session
+
+
+@pytest.mark.parametrize("case", ["another session's file", "symlink", "readable by others",
+                                  "wrong size", "missing", "bad name"])
+def test_forged_bulk_references_close_the_channel_and_nothing_is_loaded(keyed, tmp_path, case):
+    transport, listener, client, server = keyed
+    peer = _BulkPeer(listener.address, KEY)
+    peer.hello()
+    channel = listener.accept(timeout=5)
+    directory = peer.offer["d"]
+    data = pickle.dumps(_Boom(str(tmp_path / "unpickled")))
+    name, size = _own_name(peer), len(data)
+    if case == "another session's file":
+        name = "ab" * 8 + "0" * 16  # a name of some other session
+        _write(directory, name, data)
+    elif case == "symlink":
+        target = tmp_path / "elsewhere"
+        target.write_bytes(data)
+        os.symlink(target, os.path.join(directory, name))
+    elif case == "readable by others":
+        _write(directory, name, data, 0o644)
+    elif case == "wrong size":
+        _write(directory, name, data)
+        size += 1
+    elif case == "bad name":
+        name = "../" + name[3:]
+    peer.send(peer.bulk_message(name, size))
+    with pytest.raises(ChannelClosed, match="could not be delivered"):
+        channel.recv(timeout=5)
+    assert not os.path.exists(tmp_path / "unpickled")
+    assert _echo_ok(client, server, b"others unaffected")
+    peer.close()
+    for leftover in os.listdir(directory):
+        if leftover.startswith("abab"):
+            os.unlink(os.path.join(directory, leftover))
+
+
+def test_an_unsigned_bulk_reference_is_dropped_before_its_file_is_touched(keyed):
+    transport, listener, client, server = keyed
+    peer = _BulkPeer(listener.address, KEY)
+    peer.hello()
+    channel = listener.accept(timeout=5)
+    name = _own_name(peer)
+    path = _write(peer.offer["d"], name, b"x" * 100)
+    peer.send(peer.bulk_message(name, 100, key=b"not the key"))
+    assert _until(lambda: listener.stats.get("bad signature", 0) == 1)
+    assert os.path.exists(path)  # neither read nor removed
+    peer.seq -= 1  # the dropped message took no number
+    peer.send(peer.bulk_message(name, 100))  # the same, signed: delivered
+    assert channel.recv(timeout=5) == [b"header", b"x" * 100]
+    assert not os.path.exists(path)
+    peer.close()
+
+
+def test_a_bulk_offer_is_taken_only_for_a_private_directory_of_this_user(tmp_path, monkeypatch):
+    good = bulk.BulkDir()
+    session = os.urandom(16)
+    assert bulk.BulkWriter.accept(good.offer(), session) is not None
+    assert bulk.BulkWriter.accept(dict(good.offer(), n=os.urandom(16)), session) is None  # not the same dir
+    assert bulk.BulkWriter.accept({"d": str(tmp_path / "absent"), "n": good.nonce}, session) is None
+    os.chmod(good.path, 0o755)
+    assert bulk.BulkWriter.accept(good.offer(), session) is None  # others could read it
+    os.chmod(good.path, 0o700)
+    link = tmp_path / "link"
+    os.symlink(good.path, link)
+    assert bulk.BulkWriter.accept({"d": str(link), "n": good.nonce}, session) is None
+    monkeypatch.setenv("SKPROCESSING_ZMQ_SHM", "0")
+    assert bulk.BulkWriter.accept(good.offer(), session) is None  # turned off
+    from skprocessing.transports.zmq.listener import remove_dir
+    remove_dir(good.path)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import SerializationError
 from ...serializers.codec import Codec
+from .._destination import bound_for
 from ._chunks import Chunk, ChunkPlanner, Profile
 from ._messages import TASK, pack_error
 
@@ -38,6 +39,7 @@ class Call:
         self.window = window
         self.name = name
         self.profile_key = 0      # which function's profile this call refines (set by Pool)
+        self.pool: Any = None     # the Pool its items are serialized for (set by Pool)
         self.wake: Callable[[], None] = lambda: None  # set by the scheduler; first, since
         # the planner may start reading an iterator input (and waking) at once
         self.planner = ChunkPlanner(items, chunksize, single=timeout is not None, profile=profile,
@@ -73,10 +75,11 @@ class Call:
             self.check_done()
             return []
         chunk_id = ids()
-        try:
-            return [self._chunk(codec, chunk_id, start, items)]
-        except SerializationError:
-            return self._split_unsendable(codec, ids, start, items)
+        with bound_for(self.pool):  # a Share among the items serves where workers reach it
+            try:
+                return [self._chunk(codec, chunk_id, start, items)]
+            except SerializationError:
+                return self._split_unsendable(codec, ids, start, items)
 
     def _chunk(self, codec: Codec, chunk_id: int, start: int, items: list) -> Chunk:
         frames = codec.encode(TASK, (chunk_id, self.call_id, items))

@@ -52,6 +52,7 @@ class RemoteWorkers:
 
     _on_message: Any  # Scheduler._on_message
     _lost: Any        # FaultHandling._lost
+    _do_cancel: Any   # Scheduler._do_cancel: drop a call's queued chunks
 
     def _on_agent_message(self, channel: Channel) -> None:
         agent_id, host = self._agents[channel]
@@ -118,11 +119,14 @@ class RemoteWorkers:
             return
         for call in self._waiting_calls():
             if call.timeout is not None and now - self._waiting_since(call) >= call.timeout:
-                call.cancelled = True  # its queued chunks are dropped, not sent later
+                call.cancelled = True
                 call.fail(ProcessTimeoutError(
                     f"{call.name}: no worker was connected for {call.timeout:g} s (the call's "
                     f"per-item timeout); start workers with `python -m skprocessing worker "
                     f"{self.address}`", section="run", timeout=call.timeout))
+                # Its queued chunks (requeued ones too: a lost host's) go now, rather than
+                # when a worker joins: `status()` shows no work that nobody will do.
+                self._do_cancel(call, False)
 
     def _waiting_calls(self) -> list[Call]:
         """Calls with work not yet sent: still cutting chunks, or chunks queued."""

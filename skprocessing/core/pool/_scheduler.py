@@ -48,8 +48,10 @@ log = logging.getLogger("skprocessing.pool")
 class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
     """Runs calls on `size` workers it starts through `transport` (and any that join)."""
 
-    def __init__(self, transport: Transport, codec: Codec, size: int, credits: int):
+    def __init__(self, transport: Transport, codec: Codec, size: int, credits: int,
+                 owns_transport: bool = False):
         self.transport = transport
+        self._owns_transport = owns_transport  # built by the Pool: closed when the loop ends
         self.codec = codec
         self.size = size
         self.credits = credits
@@ -77,7 +79,8 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._worker_ids = itertools.count(1)
         self._boot_failures = 0
         self._running = True
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()  # the loop is over
+        self._done = threading.Event()  # and its transport closed, if it was the pool's
         self._spec = getattr(transport, "url", None) or transport.name
         self._token = codec.token()
         self._acceptor = Acceptor(self._listener, codec, self._admit)
@@ -102,7 +105,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
     def stop(self, timeout: float | None = None, terminate: bool = False) -> bool:
         """End the scheduler: STOP the workers (or kill them), wait for them to exit."""
         self._command("terminate" if terminate else "stop")
-        return self._stopped.wait(timeout)
+        return self._done.wait(timeout)
 
     def worker_pids(self) -> list[int]:
         """Pids of the workers it started that are running or starting (for tests, tools)."""
@@ -120,6 +123,23 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
 
     def _admit(self, channel: Channel, hello: tuple) -> None:
         self._command("admit", channel, hello)
+        if self._stopped.is_set():  # the loop is over: nobody else will answer it
+            self._turn_away_late_joiners()
+
+    def _turn_away_late_joiners(self) -> None:
+        # A worker greeted while the loop was ending (an agent replacing a worker it had
+        # just stopped, say) is told to STOP and its session closed, not left open: an
+        # open session keeps the listening port bound, and a new pool could not bind it.
+        commands = self._commands
+        while commands:
+            try:
+                name, *args = commands.popleft()
+            except IndexError:
+                return
+            if name == "admit":
+                channel = args[0]
+                _send_quietly(channel, self.codec.encode(STOP, None))
+                channel.close()
 
     def _command(self, *command: Any) -> None:
         self._commands.append(command)
@@ -157,6 +177,20 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
             self._break(exc)
         finally:
             self._stopped.set()
+            self._turn_away_late_joiners()
+            if self._owns_transport:
+                self._close_transport()
+            self._done.set()
+
+    def _close_transport(self) -> None:
+        # Here, after every exit path (close, terminate, a dropped pool, a failure) and
+        # before `stop()` returns: its ports and private directories go with the pool.
+        # The acceptor may still be closing the listener: give it a moment first.
+        self._acceptor.join(1.0)
+        try:
+            self.transport.close()
+        except Exception:
+            log.exception("closing the pool's transport failed")
 
     def _wait_time(self) -> float | None:
         if self._starting:

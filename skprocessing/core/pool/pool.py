@@ -25,6 +25,7 @@ from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Transport
+from .._destination import bound_for
 from ..modifiers import modifiable
 from ..process import Skprocess
 from ._call import Call
@@ -120,9 +121,13 @@ class Pool(_Maps):
     Across hosts (the ZeroMQ transport): `Pool(0, transport="tcp://0.0.0.0:5555", key=...)`
     binds there and starts no worker itself; worker hosts join with `python -m skprocessing
     worker tcp://HEAD:5555 --workers N` (same key) and may come and go at any time. A map
-    with no worker connected waits for one (at most its per-item `timeout`, if any). `key`:
+    with no worker connected (none joined yet, or the last one left and its work was
+    requeued) waits for one: at most its per-item `timeout` (`ProcessTimeoutError`) or
+    its `.timeout(s)` (`ResultTimeoutError`); `close(timeout)` or `terminate()` end it
+    with `StateError`. `key`:
     the shared signing key, for a transport that takes one (else `SKPROCESSING_KEY`).
-    `status()` tells who is connected and how far the work is.
+    `status()` tells who is connected and how far the work is. `transport`: the
+    `Transport` in use; the pool closes it with itself when it built it.
 
     Raises `StateError` from every map once closed or terminated.
     """
@@ -148,7 +153,7 @@ class Pool(_Maps):
         self._profiles: dict[int, Profile] = {}  # measured cost per item, by function
         self._ids = itertools.count(1)
         self.workers = workers
-        transport = _transport(transport, key)
+        transport, owned = _transport(transport, key)
         if workers == 0 and transport.name == "local":
             raise ValueError("workers=0 makes a head that only workers joining by address "
                              "use; give a network transport, e.g. transport='tcp://0.0.0.0:5555'")
@@ -156,7 +161,13 @@ class Pool(_Maps):
             # A network round trip costs more than a local one: keep more chunks in flight.
             prefetch = 2 if transport.name == "local" else 4
         transport.prepare()  # before the scheduler's threads: a backend may still fork safely
-        self._scheduler = Scheduler(transport, self._codec, workers, prefetch)
+        self._transport = transport
+        try:
+            self._scheduler = Scheduler(transport, self._codec, workers, prefetch, owns_transport=owned)
+        except BaseException:
+            if owned:  # no scheduler thread to close it
+                transport.close()
+            raise
 
     def star(self) -> _Maps:
         """The same four methods, each item unpacked as arguments: `fn(*item)`."""
@@ -165,6 +176,13 @@ class Pool(_Maps):
     @property
     def state(self) -> PoolState:
         return self._state
+
+    @property
+    def transport(self) -> Transport:
+        """The `Transport` this pool uses (read-only). One the pool built, from a URL,
+        a name, or `key=`, is closed with the pool (`close()`, `terminate()`); one you
+        passed in stays open, and is yours to close."""
+        return self._transport
 
     @property
     def address(self) -> str:
@@ -266,7 +284,8 @@ class Pool(_Maps):
         _check_options(chunksize, timeout, retries)
         try:
             # Once per call, not per item; as bytes, since FUNC messages embed it.
-            function = [bytes(f) for f in self._codec.encode(FUNCTION_BODY, fn)]
+            with bound_for(self):  # a Share in a closure serves where the workers reach it
+                function = [bytes(f) for f in self._codec.encode(FUNCTION_BODY, fn)]
         except SerializationError as exc:
             raise SerializationError(f"{name}: the callable could not be serialized: {exc}",
                                      path=exc.path, type_name=exc.type_name) from exc
@@ -284,6 +303,7 @@ class Pool(_Maps):
                         chunksize=chunksize, timeout=timeout, retries=retries, window=window,
                         name=name, profile=self._profiles.get(key))
             call.profile_key = key
+            call.pool = self
             self._calls.add(call)
         self._scheduler.submit(call)
         return call
@@ -303,14 +323,17 @@ class Pool(_Maps):
                     del self._profiles[next(iter(self._profiles))]
 
 
-def _transport(spec: str | Transport | None, key: bytes | str | None) -> Transport:
+def _transport(spec: str | Transport | None, key: bytes | str | None) -> tuple[Transport, bool]:
+    """(the transport, whether this pool built it and so closes it). Never the caller's
+    object, nor the process-wide default (shared by everything that names no transport)."""
     transport = get_transport(spec)
-    if key is None:
-        return transport
-    with_key = getattr(transport, "with_key", None)
-    if with_key is None:
-        raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
-    return with_key(key)
+    if key is not None:
+        with_key = getattr(transport, "with_key", None)
+        if with_key is None:
+            raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
+        transport = with_key(key)
+    owned = transport is not spec and transport is not get_transport("local://")
+    return transport, owned
 
 
 def _positive_int(name: str, value: Any) -> None:

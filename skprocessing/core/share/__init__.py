@@ -6,8 +6,8 @@
     _barrier.py      the coordinator's read barrier over a network transport (ZeroMQ)
     _handler.py      request -> store operation -> answer;  _store.py the objects
     _client.py       one process's client;  _protocol.py the wire format
-    _connection.py   the client's connection (reader thread, write windows, address race)
-    _reach.py        addresses to advertise for a coordinator bound to every interface
+    _connection.py   the client's connection (batched writes, reader thread, write windows,
+                     the race between a listener's reachable addresses)
 """
 
 from ._protocol import ShareError

@@ -18,11 +18,11 @@ flight (it sends nothing until answered), so it is not probed.
 A client that neither answers nor dies (its heartbeats would stop with it) holds the
 answers at most `grace` seconds; then they are given anyway and the delay is logged.
 
-Probing a client whose messages are still streaming in is delayed until it has been quiet
-for `QUIET` seconds (or has streamed for `STREAMING`: then it is alive). Why: a client
-that just exited may still have messages in our socket, and a probe sent to it fails
-with "unreachable", on which the ZeroMQ transport ends the session and the messages
-still queued for it are lost (a transport issue; with it fixed both delays can be 0).
+A client that has just exited may still have writes on their way when it is probed: the
+probe then fails ("unreachable"), and the transport delivers everything that client sent
+before it closes the channel (the ZeroMQ reactor reads what is still queued in its socket
+first), so those writes are applied before the coordinator sees the client gone, and the
+barrier waits for nothing else.
 """
 
 from __future__ import annotations
@@ -36,10 +36,7 @@ from ...transports.base import Frames
 from ._handler import Session
 from ._protocol import SYNC, sync_frames
 
-__all__ = ["Barrier", "QUIET", "STREAMING"]
-
-QUIET = 0.03      # seconds without a message before a client is probed
-STREAMING = 0.3   # ... unless it has kept sending this long since the barrier began
+__all__ = ["Barrier"]
 
 log = logging.getLogger("skprocessing.share")
 Request = tuple[Session, Frames]
@@ -52,7 +49,6 @@ class Barrier:
         self.grace = grace
         self.generation = 0
         self.waiting: set[Session] = set()   # probed, not yet answered
-        self.unprobed: set[Session] = set()  # still streaming in: probed once quiet
         self.covered: list[Request] = []     # answered when the barrier in flight completes
         self.queued: list[Request] = []      # arrived later: wait for the next barrier
         self.started: float | None = None    # None: no barrier in flight
@@ -70,21 +66,11 @@ class Barrier:
         self.covered, self.queued = self.queued, []
         blocked = {session for session, _ in self.covered}
         self.waiting = set()
-        self.unprobed = {session for session in sessions if session not in blocked}
         self.started = time.monotonic()
-        self.probe()
-
-    def probe(self) -> None:
-        """Send SYNC to the targets that may be probed now (see the module docstring)."""
-        if not self.unprobed or self.started is None:
-            return
-        now = time.monotonic()
-        streamed_enough = now - self.started >= STREAMING
         message = sync_frames(SYNC, self.generation)
-        for session in list(self.unprobed):
-            if not streamed_enough and now - session.last_seen < QUIET:
+        for session in sessions:
+            if session in blocked:
                 continue
-            self.unprobed.discard(session)
             try:
                 session.channel.send(message)
                 self.waiting.add(session)
@@ -97,23 +83,20 @@ class Barrier:
 
     def gone(self, session: Session) -> None:
         self.waiting.discard(session)
-        self.unprobed.discard(session)
         self.covered = [(s, f) for s, f in self.covered if s is not session]
         self.queued = [(s, f) for s, f in self.queued if s is not session]
 
-    def done(self, hold: bool = False) -> list[Request]:
-        """The requests that may be answered now (empty while the barrier is out, or while
-        `hold`: closed channels whose last messages may still come)."""
+    def done(self) -> list[Request]:
+        """The requests that may be answered now (empty while the barrier is out)."""
         if self.started is None:
             return []
-        outstanding = self.waiting or self.unprobed or hold
-        if outstanding and time.monotonic() - self.started < self.grace:
+        if self.waiting and time.monotonic() - self.started < self.grace:
             return []
         if self.waiting:
             log.warning("Share coordinator: %d client(s) did not answer a read barrier within "
                         "%.0fs; answering anyway", len(self.waiting), self.grace)
         ready, self.covered = self.covered, []
-        self.waiting, self.unprobed = set(), set()
+        self.waiting = set()
         self.started = None
         return ready
 
@@ -121,8 +104,8 @@ class Barrier:
         """How long the coordinator's wait may block."""
         if self.queued and self.started is None:  # the next barrier starts this turn
             return 0.0
-        if self.unprobed:
-            return QUIET / 2
+        if self.started is not None and not self.waiting:  # done: answered next turn
+            return 0.0
         if self.started is not None:
             return max(0.0, min(idle, self.started + self.grace - time.monotonic()))
         return idle

@@ -1,5 +1,5 @@
 """A client's connection to a coordinator: plain over the local transport, with a reader
-thread over a network transport.
+thread and batched writes over a network transport.
 
 Local channels deliver a send into the receiver's buffer before `send` returns, so the
 client just sends and reads its answer (`Direct`). Over a network transport (ZeroMQ)
@@ -9,28 +9,53 @@ every other client and waits for each one's SYNCED, which travels behind everyth
 client sent before. A client may be busy in user code when the SYNC comes, so a reader
 thread (`Syncing`) answers it at once and hands real answers to the waiting requester.
 
-A `Syncing` connection also bounds a client's unanswered writes (a FENCE request after
-every `WINDOW` writes, at most two unanswered). So a client that exits leaves at most a
-few hundred messages still arriving, which the barrier waits out before probing it.
+Batching. Each transport message costs far more than a `+= 1` does in the coordinator
+(signature, sequence number, hand-off to the transport's I/O thread, and the same again
+when it arrives), so a `Syncing` connection holds pipelined writes and sends them several
+to a message (`_protocol.BATCH`). Nothing can tell the difference, because a batch always
+leaves before anything that could let another process look:
+- a request of this process goes out in the same message, after the writes before it;
+- a SYNC probe (another process is about to read) is answered by a SYNCED appended to the
+  held writes, so the barrier still sees every write made before it;
+- before this process exits (`transports.base.at_process_exit`: children started by a
+  transport, and ordinary interpreter exits), and when the connection closes;
+- and otherwise when a batch is full (`BATCH` messages or `BATCH_BYTES`) or `LINGER`
+  seconds old, so writes nobody waits for (a shared logger's lines) still arrive soon.
+(A process that ends with a bare `os._exit`, as a `multiprocessing` child does, runs no
+exit hooks: it may lose the writes of its last `LINGER`, as it may lose what its
+transport had not sent yet.)
+
+Write windows: after every `WINDOW` pipelined writes a FENCE request is sent without
+waiting; the writer waits for the answer of the fence before it, so at most two windows
+of writes are ever unanswered, and the coordinator's queue stays bounded.
 
 `open_connection` also picks among several advertised addresses (a coordinator bound to
-every interface: `_reach.py`), keeping the first that answers with the right share id.
+every interface: `Listener.reachable_addresses()`), keeping the first that answers with
+the right share id.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ...transports.base import Channel, Frames, Transport
-from ._protocol import FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, sync_frames, sync_gen
+from ...transports.base import Channel, Frames, Transport, at_process_exit
+from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
+                        sync_gen)
 
-__all__ = ["Connection", "Direct", "Syncing", "open_connection", "WINDOW"]
+__all__ = ["Connection", "Direct", "Syncing", "open_connection", "WINDOW", "BATCH",
+           "BATCH_BYTES", "LINGER"]
 
-WINDOW = 512  # pipelined writes between two FENCE round trips (network transports)
+WINDOW = 4096          # pipelined writes per FENCE (network transports)
+BATCH = 256            # messages per transport message, at most
+BATCH_BYTES = 1 << 15  # ... and bytes; a larger message travels alone
+LINGER = 0.002         # seconds a held write may wait for others before it is sent anyway
 
 
 class Connection:
@@ -74,20 +99,34 @@ class Direct(Connection):
 
 
 class Syncing(Connection):
-    """A network transport: a reader thread answers SYNC probes and queues answers.
+    """A network transport: batched writes, a reader thread that answers SYNC probes and
+    queues answers, and a flusher thread for held writes (see the module docstring).
 
-    Write windows: after every `WINDOW` pipelined writes the writer waits for a FENCE
-    round trip, so at most `WINDOW` writes are ever unacknowledged.
+    `send` and `exchange` are called by one thread at a time (the client's lock); the
+    batch is shared with the reader, the flusher and the exit hook under `_lock`, which is
+    also held while a batch is handed to the channel, so messages leave in order.
     """
 
     def __init__(self, channel: Channel, fence: Frames):
         self.channel = channel
         self._fence = fence
-        self._unfenced = 0   # writes since the last answered exchange
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._held: list[Frames] = []  # pipelined writes not yet sent
+        self._held_bytes = 0
+        self._closed = False
+        self._written = 0    # pipelined writes since the last FENCE
+        self._fences = 0     # FENCEs sent whose answers were not taken yet
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._kick = threading.Event()  # set when a batch starts: the flusher's timer
+        _open.add(self)
+        at_process_exit(_flush_open_connections)
         threading.Thread(target=self._read, name="skprocessing-share-reader",
                          daemon=True).start()
+        threading.Thread(target=self._flush_later, name="skprocessing-share-flusher",
+                         daemon=True).start()
 
+    # -- threads -----------------------------------------------------------------------------
     def _read(self) -> None:
         channel = self.channel
         try:
@@ -99,24 +138,77 @@ class Syncing(Connection):
                 if generation is None:
                     self._answers.put(frames)
                 else:
-                    # Sent behind every write this process made before the SYNC arrived.
-                    channel.send(sync_frames(SYNCED, generation))
+                    # Behind every write this process made before the SYNC arrived.
+                    self._send_now(sync_frames(SYNCED, generation))
         except (ChannelClosed, TransportError, OSError) as exc:
             self._answers.put(ChannelClosed(str(exc) or "the channel closed"))
 
+    def _flush_later(self) -> None:
+        while not self._closed:
+            self._kick.wait()
+            self._kick.clear()
+            time.sleep(LINGER)
+            try:
+                self.flush()
+            except (ChannelClosed, TransportError, OSError):
+                return  # the writer finds out with its next send
+
+    # -- sending -----------------------------------------------------------------------------
     def send(self, frames: Frames) -> list[Frames]:
-        self.channel.send(frames)
-        self._unfenced += 1
-        if self._unfenced < WINDOW:
+        size = _batch_size(frames)
+        with self._lock:
+            if size >= BATCH_BYTES:
+                self._flush_locked()
+                self.channel.send(frames)
+            else:
+                held = self._held
+                held.append(frames)
+                self._held_bytes += size
+                if len(held) == 1:
+                    self._kick.set()
+                elif len(held) >= BATCH or self._held_bytes >= BATCH_BYTES:
+                    self._flush_locked()
+        self._written += 1
+        if self._written < WINDOW:
             return []
-        # Waited for: the coordinator never answers a process that may have exited (a
-        # send to a peer that is gone makes the transport drop what it still had from it).
-        return [self.exchange(self._fence)[0]]
+        self._written = 0
+        windows = []
+        if self._fences:  # the window before this one: at most two stay unanswered
+            windows.append(self._next())
+            self._fences -= 1
+        self._send_now(self._fence)
+        self._fences += 1
+        return windows
 
     def exchange(self, frames: Frames) -> tuple[Frames, list[Frames]]:
-        self.channel.send(frames)
-        self._unfenced = 0
-        return self._next(), []
+        self._send_now(frames)
+        self._written = 0
+        # Answers come in the order the requests left: the FENCEs' first.
+        windows = [self._next() for _ in range(self._fences)]
+        self._fences = 0
+        return self._next(), windows
+
+    def flush(self) -> None:
+        """Send the held writes now."""
+        with self._lock:
+            self._flush_locked()
+
+    def _send_now(self, frames: Frames) -> None:
+        """Send `frames` behind the held writes (in the same transport message if small)."""
+        with self._lock:
+            if self._held and _batch_size(frames) < BATCH_BYTES:
+                self._held.append(frames)
+                self._flush_locked()
+            else:
+                self._flush_locked()
+                self.channel.send(frames)
+
+    def _flush_locked(self) -> None:
+        held = self._held
+        if not held:
+            return
+        self._held, self._held_bytes = [], 0
+        self.channel.send(held[0] if len(held) == 1 else batch_frames(held))
 
     def _next(self) -> Frames:
         answer = self._answers.get()
@@ -124,6 +216,49 @@ class Syncing(Connection):
             self._answers.put(answer)  # every later read fails the same way
             raise answer
         return answer
+
+    # -- ending ------------------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self.flush()
+        except (ChannelClosed, TransportError, OSError):
+            pass
+        self._closed = True
+        self._kick.set()  # the flusher ends
+        _open.discard(self)
+        self.channel.close()
+
+    def flush_at_exit(self) -> None:
+        if self._pid == os.getpid() and not self._closed:
+            try:
+                self.flush()
+            except (ChannelClosed, TransportError, OSError):
+                pass  # the coordinator is gone: nobody to tell
+
+    def forget_after_fork(self) -> None:
+        # The parent's held writes are the parent's to send; its threads are not here.
+        self._held = []
+        self._closed = True
+        _open.discard(self)
+
+
+def _batch_size(frames: Frames) -> int:
+    """The bytes of a message that may join a batch; `BATCH_BYTES` or more for one that
+    travels alone (a large one, or one holding buffers: those go as zero-copy frames)."""
+    size = 0
+    for frame in frames:
+        if type(frame) is not bytes:
+            return BATCH_BYTES
+        size += len(frame)
+    return size
+
+
+_open: weakref.WeakSet[Syncing] = weakref.WeakSet()
+
+
+def _flush_open_connections() -> None:
+    for connection in list(_open):
+        connection.flush_at_exit()
 
 
 def open_connection(transport: Transport, candidates: Sequence[str], ident: str, wire: Wire,

@@ -29,11 +29,10 @@ _OP_NAMES = {GET: "read", SET: "assignment", DEL: "deletion", CALL: "call", AUG:
 class Session:
     """What the coordinator remembers about one connected client."""
 
-    __slots__ = ("channel", "sent_types", "deferred", "last_seen")
+    __slots__ = ("channel", "sent_types", "deferred")
 
     def __init__(self, channel: Channel | None = None):
         self.channel = channel
-        self.last_seen = 0.0  # monotonic time of its last message (network coordinators)
         self.sent_types: set[str] = set()  # type keys whose method names it already has
         self.deferred: list[str] = []      # failures of its pipelined requests, not yet told
 

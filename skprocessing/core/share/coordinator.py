@@ -30,27 +30,23 @@ closes (the owner is gone).
 from __future__ import annotations
 
 import sys
-import time
 import traceback
 from typing import Any
 
-from ...errors import ChannelClosed
+from ...errors import ChannelClosed, DeserializationError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames, Listener, Transport
 from ._barrier import Barrier
 from ._handler import Handler, Session
-from ._protocol import FENCE, REPLY, SYNCED, WHO, Wire, sync_gen
+from ._protocol import BATCH_KIND, FENCE, REPLY, SYNCED, WHO, Wire, sync_gen, unbatch
 from ._store import Store, register_store
 
 __all__ = ["main", "READY", "FAILED", "STOP"]
 
 READY, FAILED, STOP = b"R", b"F", b"S"  # control-channel messages (raw frames)
 _IDLE = 1.0  # wait timeout when idle (a stop on the control channel wakes the loop at once)
-# Network transports: a channel closed because a send to its peer failed (the peer exited)
-# may still receive that peer's last messages, already in our socket; it is read until it
-# has been quiet this long before it is dropped (and barriers wait for it).
-_QUIET = 0.2
+_SYNCED_KIND = SYNCED[0]
 _UNORDERED = (FENCE | REPLY, WHO | REPLY)  # answered at once: a write window, an identity check
 
 
@@ -69,7 +65,10 @@ def main(transport_spec: Any, codec_token: Any, control: Channel, address: str |
         return
     register_store(share_key, store)
     coordinator = Coordinator(transport, listener, Handler(store, codec, share_key), control)
-    control.send([READY, listener.address.encode()])
+    # Then where clients may connect (a listener bound to every interface lists this
+    # host's addresses), best first.
+    control.send([READY, listener.address.encode(),
+                  *(address.encode() for address in listener.reachable_addresses())])
     coordinator.run()
 
 
@@ -86,7 +85,6 @@ class Coordinator:
         self.stopping = False
         # Sends that return before delivery (a network transport) need the read barrier.
         self.barrier = Barrier() if transport.name != "local" else None
-        self.ending: dict[Session, float] = {}  # closed, still read: session -> last message
 
     def run(self) -> None:
         if self.barrier is not None:
@@ -116,17 +114,13 @@ class Coordinator:
         try:
             while not self.stopping:
                 waited = [self.control, self.listener, *self.sessions]
-                idle = _QUIET / 4 if self.ending else _IDLE
-                ready = self.transport.wait(waited, barrier.timeout(idle))
+                ready = self.transport.wait(waited, barrier.timeout(_IDLE))
                 fresh: list[tuple[Session, Frames]] = []
                 for channel in ready:
                     self._serve(channel, fresh)
-                if self.ending:
-                    self._linger()
                 barrier.add(fresh)
-                for session, frames in barrier.done(hold=bool(self.ending)):
+                for session, frames in barrier.done():
                     self._answer(session, frames)
-                barrier.probe()
                 if barrier.queued and barrier.started is None:
                     # Newcomers are probed too: one may have written and signalled already.
                     more: list[tuple[Session, Frames]] = []
@@ -163,35 +157,38 @@ class Coordinator:
             self._drop(session)  # a client gone mid-message: nothing half-applied
 
     def _take(self, session: Session, frames: Frames, fresh: list[tuple[Session, Frames]]) -> None:
-        if self.barrier is not None:
-            session.last_seen = time.monotonic()
-        if frames[0][:1] and frames[0][0] & REPLY:  # answered next turn, after a sweep
-            if frames[0][0] in _UNORDERED and self.barrier is not None:
+        kind = frames[0][0] if len(frames[0]) else 0
+        if kind & REPLY:  # answered next turn, after a sweep
+            if kind in _UNORDERED and self.barrier is not None:
                 self._answer(session, frames)  # not a read of shared data: no barrier
             else:
                 fresh.append((session, frames))
-        elif self.barrier is not None and (gen := sync_gen(frames, SYNCED)) is not None:
+        elif kind == BATCH_KIND:
+            self._take_batch(session, frames, fresh)
+        elif kind == _SYNCED_KIND and self.barrier is not None \
+                and (gen := sync_gen(frames, SYNCED)) is not None:
             self.barrier.synced(session, gen)
         else:
             self.handler.handle(session, frames)
 
-    def _linger(self) -> None:
-        """Read what still arrives on closed channels (see `_QUIET`); drop the quiet ones."""
-        now = time.monotonic()
-        for session, last in list(self.ending.items()):
-            gone_requests: list[tuple[Session, Frames]] = []  # nobody to answer
-            while True:
-                try:
-                    frames = session.channel.recv(0)
-                except ChannelClosed:
-                    frames = None
-                if frames is None:
-                    break
-                self._take(session, frames, gone_requests)
-                last = self.ending[session] = now
-            if now - last > _QUIET:
-                del self.ending[session]
-                self._close(session)
+    def _take_batch(self, session: Session, frames: Frames,
+                    fresh: list[tuple[Session, Frames]]) -> None:
+        """A client's pipelined writes sent together (`_connection.Syncing`), perhaps
+        followed by a request or a SYNCED: each taken as if it had come alone."""
+        try:
+            messages = unbatch(frames)
+        except DeserializationError as exc:  # signed by a client, so a bug: say so, go on
+            session.deferred.append(f"a batch of pipelined writes was lost: {exc}")
+            return
+        handle = self.handler.handle
+        for message in messages:
+            kind = message[0][0]
+            if kind == BATCH_KIND:
+                session.deferred.append("a nested batch of pipelined writes was refused")
+            elif kind & REPLY or kind == _SYNCED_KIND:
+                self._take(session, message, fresh)
+            else:  # the bulk: a pipelined write
+                handle(session, message)
 
     def _answer(self, session: Session, frames: Frames) -> None:
         answer = self.handler.handle(session, frames)
@@ -203,13 +200,24 @@ class Coordinator:
             self._drop(session)
 
     def _drop(self, session: Session) -> None:
+        """The client is gone (its channel closed, or an answer to it failed): apply what
+        it sent before it went, then forget it. The transport delivers all of that before
+        the close, so nothing of it arrives later; but an answer that fails midway through
+        reading its channel (a FENCE: its writes go on behind it) leaves some unread."""
         if self.sessions.pop(session.channel, None) is None:
             return
-        if self.barrier is None:
-            self._close(session)
-        else:
+        unanswerable: list[tuple[Session, Frames]] = []
+        while True:
+            try:
+                frames = session.channel.recv(0)
+            except ChannelClosed:
+                break
+            if frames is None:
+                break
+            self._take(session, frames, unanswerable)
+        if self.barrier is not None:
             self.barrier.gone(session)
-            self.ending[session] = time.monotonic()
+        self._close(session)
 
     def _close(self, session: Session) -> None:
         session.channel.close()
@@ -226,7 +234,7 @@ class Coordinator:
             self.stopping = True
 
     def _shut(self) -> None:
-        for closable in (self.listener, *self.sessions, *(s.channel for s in self.ending)):
+        for closable in (self.listener, *self.sessions):
             try:
                 closable.close()
             except Exception:

@@ -32,9 +32,9 @@ from ...errors import StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, ProcessHandle, Transport
+from .._destination import destination
 from . import coordinator
 from ._client import Client, client_from_token, register_client
-from ._reach import advertised
 from ._handler import Handler
 from ._inplace import InPlaceTarget, in_place_target
 from ._protocol import CLEAR, DEL, NAMES, RECONNECT, SNAPSHOT, ShareError, Wire
@@ -57,6 +57,10 @@ class _Owner:
         self.bind = bind  # where the coordinator listens (None: the transport's own address)
         self.advertise = advertise
         self.pid = os.getpid()  # a forked copy of the owner is a client, not the owner
+        # A `Share()` (no transport named) moves onto a network pool's transport when it is
+        # first sent to that pool's tasks (`serve_on`); `sent` notes copies made before.
+        self.movable = False
+        self.sent = False
         self.lock = threading.RLock()
         self.handle: ProcessHandle | None = None
         self.control: Channel | None = None
@@ -88,11 +92,11 @@ class _Owner:
             handle = self.transport.start(coordinator.main, spec, codec.token(), child_control,
                                           self.bind, self.client.key, saved)
             child_control.close()
-            address = _await_ready(control, handle)
+            address, reachable = _await_ready(control, handle)
             self.handle, self.control = handle, control
             self.finalizer = weakref.finalize(share, _shut_down_from, self.pid, handle, control)
             self.client.address = self.bind = address  # a restart listens there again
-            self.client.candidates = advertised(address, self.advertise)
+            self.client.candidates = _candidates(reachable, self.advertise) or (address,)
             unregister_store(self.client.key, self.store)
             self.store = None
             self.client.go_remote()
@@ -118,12 +122,33 @@ class _Owner:
             return clean
 
 
+    def serve_on(self, share: Share, pool: Any) -> None:
+        """Move onto `pool`'s transport: stop, carry the objects over, start there."""
+        with self.lock:
+            if not self.movable:
+                return
+            self.movable = False
+            running = self.running
+            if running:
+                self.stop(5.0)
+            self.transport, self.bind = _resolve_transport(pool, None)
+            self.client.transport = self.transport
+            self.client.transport_spec = getattr(self.transport, "url", None) or self.transport
+            if self.sent:
+                warnings.warn("a Share() sent to a Pool on a network transport moved onto that "
+                              "pool's transport; copies sent earlier to other processes lost "
+                              "their connection. Create it as Share(transport=pool) to avoid "
+                              "the move", RuntimeWarning, stacklevel=2)
+            if running:
+                self.start(share)
+
+
 def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, str | None]:
     """(the transport, where to listen or None) for `Share(transport=spec, key=key)`."""
     bind = None
     pool_scheduler = getattr(spec, "_scheduler", None)
     if pool_scheduler is not None:  # a Pool: its transport (with its key), a port of its own
-        transport = pool_scheduler.transport
+        transport = spec.transport.copy()  # a copy: the Share may outlive the pool
         scheme, _, rest = str(spec.address).partition("://")
         if scheme == "tcp":
             bind = f"tcp://{rest.rpartition(':')[0]}:*"
@@ -137,13 +162,22 @@ def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, s
     return transport, bind
 
 
-def _await_ready(control: Channel, handle: ProcessHandle) -> str:
+def _candidates(reachable: tuple[str, ...], advertise: Any) -> tuple[str, ...]:
+    """Where clients connect: the user's `advertise=` if given, else where the
+    coordinator's listener says it is reachable (all tried at once; see `_connection`)."""
+    if advertise:
+        return (advertise,) if isinstance(advertise, str) else tuple(advertise)
+    return reachable
+
+
+def _await_ready(control: Channel, handle: ProcessHandle) -> tuple[str, tuple[str, ...]]:
+    """(the coordinator's listening address, the addresses it is reachable at)."""
     try:
         frames = control.recv(_START_TIMEOUT)
     except EOFError:
         frames = None
     if frames and bytes(frames[0]) == coordinator.READY:
-        return bytes(frames[1]).decode()
+        return bytes(frames[1]).decode(), tuple(bytes(f).decode() for f in frames[2:])
     _shut_down(handle, control, 1.0)
     detail = bytes(frames[1]).decode(errors="replace") if frames else "it did not report in time"
     raise ShareError(f"the Share coordinator could not start: {detail}")
@@ -203,8 +237,10 @@ class Share:
             getattr(backend, "url", None) or backend
         client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
         register_client(client)
+        owner = _Owner(backend, client, bind, advertise)
+        owner.movable = transport is None and backend.name == "local"
         object.__setattr__(self, "_sk_client", client)
-        object.__setattr__(self, "_sk_owner", _Owner(backend, client, bind, advertise))
+        object.__setattr__(self, "_sk_owner", owner)
         if auto_start:
             self.start()
 
@@ -306,6 +342,13 @@ class Share:
         return f"<Share {state} [{names}]>"
 
     def __reduce__(self):
+        owner = self._owned()
+        if owner is not None and owner.movable:
+            pool = destination()
+            if pool is not None and pool.transport.name != "local":
+                owner.serve_on(self, pool)  # bound for other hosts: serve where they reach
+            else:
+                owner.sent = True
         client = self._sk_client
         if client.address is None:
             raise StateError("a Share must be started before it is passed to another process "

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...errors import ChannelClosed, TransportError
 from ..base import Buffer, Channel, Frames
+from .bulk import BulkFrames, resolve
 from .inbox import Inbox
 from .protocol import DATA
 
@@ -96,7 +97,14 @@ class ZmqChannel(Channel):
     def recv(self, timeout: float | None = None) -> Frames | None:
         if self._closed:
             raise ChannelClosed("recv on a closed channel")
-        return self._inbox.get(timeout)
+        frames = self._inbox.get(timeout)
+        if type(frames) is BulkFrames:  # large frames from a same-host peer: read them here
+            try:
+                return resolve(frames)
+            except OSError as exc:
+                self.close()
+                raise ChannelClosed(f"a message could not be read: {exc}") from None
+        return frames
 
     def poll(self, timeout: float | None = 0.0) -> bool:
         if self._closed:

@@ -18,7 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .protocol import BYE, NO_SESSION, PING, pack_envelope
+from .bulk import BULK_MIN, forget_sender
+from .protocol import BYE, DATA, NO_SESSION, PING, pack_envelope
 
 if TYPE_CHECKING:
     from .reactor import Port, Reactor
@@ -73,6 +74,8 @@ class Link:
         self.alive = True
         self.why = ""
         self._channel: Any = None
+        self.bulk: Any = None  # a `bulk.BulkWriter` once the peer offered a shared directory
+        self.bulk_sender: str | None = None  # set once the peer sent us bulk files
 
     # The channel is held weakly: a channel the user dropped is collected (and its
     # __del__ ends the session) although the reactor still knows the link.
@@ -91,8 +94,13 @@ class Link:
 
     def submit(self, kind: int, frames: Any = (), extra: dict | None = None) -> None:
         """Number, sign and queue one message for the reactor to send."""
+        written: list[str] = []
+        if self.bulk is not None and kind == DATA:
+            frames, extra, written = self._to_bulk(frames, extra)
         with self.lock:
             if not self.alive:
+                if written:
+                    self.bulk.discard(written)
                 from ...errors import ChannelClosed
                 raise ChannelClosed(self.why or "the channel is closed")
             self.tx_seq += 1
@@ -100,6 +108,27 @@ class Link:
             signature = self.signer.sign(self.prefix, envelope, frames)
             self.last_sent = time.monotonic()
             self.reactor.post_send(self, [signature, envelope, *frames])
+
+    def _to_bulk(self, frames: Any, extra: dict | None) -> tuple[Any, dict | None, list[str]]:
+        # Large frames go to files in the peer's directory (see bulk.py), written before
+        # the lock is taken: the file write is the slow part, and the GIL is free meanwhile.
+        out, refs, written = None, [], []
+        for index, frame in enumerate(frames):
+            size = frame.nbytes if isinstance(frame, memoryview) else len(frame)
+            if size < BULK_MIN:
+                continue
+            put = self.bulk.put(frame)
+            if put is None:
+                continue
+            name, reuse = put
+            if out is None:
+                out = list(frames)
+            out[index] = name.encode()
+            refs.append([index, size, reuse])
+            written.append(name)
+        if out is None:
+            return frames, extra, written
+        return out, dict(extra or {}, b=refs), written
 
     def end(self, why: str, tell_peer: bool) -> bool:
         """Mark the session over (once); send a BYE first when `tell_peer`."""
@@ -113,7 +142,11 @@ class Link:
                 self.reactor.post_send(self, [signature, envelope])
             self.alive = False
             self.why = why
-            return True
+        if self.bulk is not None:
+            self.bulk.close()  # its files freed by the peer; nothing more will be sent
+        if self.bulk_sender is not None:
+            forget_sender(self.bulk_sender)  # what the peer left in our directory
+        return True
 
     def check(self, now: float) -> str | None:
         """Called by the reactor each tick: 'dead', 'ping' or None."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from .bulk import BulkError, BulkFrames, BulkWriter, sender_prefix, shared_dir
 from .heartbeat import Link
 from .ports import Port, peer_address, recv_parts
 from .protocol import (BYE, DATA, HELLO, KIND_NAMES, NO_SESSION, PING, SESSION_BYTES, WELCOME,
@@ -88,6 +89,7 @@ class Inbound:
                 return self._drop(port, msg, "malformed WELCOME")
             link.prefix = link.session + session
             link.last_heard = time.monotonic()
+            link.bulk = BulkWriter.accept(extra.get("b"), link.session)  # None unless same host and user
             channel._join(link)
             return
         self._on_link_message(link, msg, kind, seq, extra)
@@ -122,7 +124,9 @@ class Inbound:
             return self._drop(port, msg, refusal)
         link = Link(self, port, rid, rid, peer_address(msg[1], rid), port.signer, port.liveness)
         router_session = os.urandom(SESSION_BYTES)
-        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session})
+        bulk = shared_dir()
+        offer = bulk.offer() if bulk is not None else None
+        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **({"b": offer} if offer else {})})
         link.handed = -1  # the WELCOME is not numbered; it does not count as outstanding
         self._send(link, [port.signer.sign(link.prefix, welcome, ()), welcome])
         if not link.alive:  # the peer vanished right after its HELLO (EHOSTUNREACH)
@@ -149,9 +153,16 @@ class Inbound:
         link.rx_seq = seq
         link.last_heard = time.monotonic()
         if kind == DATA:
+            frames = [f.bytes if len(f) < _SMALL else f.buffer for f in msg[_head(link):]]
+            if extra and "b" in extra:
+                try:
+                    frames = _take_bulk(link, frames, extra["b"])
+                except BulkError as exc:  # authenticated but undeliverable: data was lost
+                    return self._lose(link, f"a message from {link.address} could not be "
+                                            f"delivered: {exc}", True)
             channel = link.channel
             if channel is not None:  # else dropped by the user; its __del__ ends the session
-                channel._deliver([f.bytes if len(f) < _SMALL else f.buffer for f in msg[_head(link):]])
+                channel._deliver(frames)
         elif kind == BYE:
             self._lose(link, str((extra or {}).get("why", "the peer closed the channel")), False)
         elif kind != PING:
@@ -172,6 +183,21 @@ class Inbound:
                         port.endpoint, reason, port.stats["dropped"])
         port._logged = (since, count + 1)
         return None
+
+
+def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
+    """`frames` with each bulk reference replaced by its (checked) file; see bulk.py."""
+    bulk = shared_dir() if link.port.router else None
+    if bulk is None or not isinstance(refs, list):
+        raise BulkError("a bulk reference this socket never offered")
+    sender = sender_prefix(link.session)
+    link.bulk_sender = sender  # its files are removed when the session ends
+    for ref in refs:
+        if (not isinstance(ref, list) or len(ref) != 3 or type(ref[0]) is not int
+                or not 0 <= ref[0] < len(frames) or type(frames[ref[0]]) is not bytes):
+            raise BulkError("malformed bulk reference")
+        frames[ref[0]] = bulk.take(frames[ref[0]], ref[1], ref[2], sender)
+    return BulkFrames(frames)
 
 
 def _head(link: Link) -> int:

@@ -2,26 +2,34 @@
 
 Addresses: `tcp://host:port` (a port of 0 or * picks a free one), `ipc:///path` (a fresh
 one lives in a private 0700 directory removed at close), `inproc://name`.
+
+`reachable_addresses()`: a listener bound to every interface (`tcp://0.0.0.0:5556`)
+reports that address, which means nothing on another host, so it lists every IPv4
+address of this host's interfaces instead (non-loopback first, then 127.0.0.1); a client
+may try them all at once (a Share does, keeping the first that proves to be it).
 """
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
-import shutil
-import tempfile
+import socket
+import struct
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
 from ..base import Channel, Listener
 from .inbox import Inbox
 from .ports import Port
+from .private_dirs import private_dir, remove_dir, remove_private_dirs
 from .reactor import current_reactor, get_reactor
 
-__all__ = ["ZmqListener", "fixed_address", "fresh_address", "remove_dir", "remove_private_dirs"]
+__all__ = ["ZmqListener", "fixed_address", "fresh_address", "remove_dir", "remove_private_dirs",
+           "is_wildcard", "interface_addresses"]
 
 _names = itertools.count()
+_WILDCARDS = ("0.0.0.0", "*", "::", "")
+_SIOCGIFADDR = 0x8915  # Linux ioctl: the IPv4 address of an interface
 
 
 class ZmqListener(Listener):
@@ -50,6 +58,14 @@ class ZmqListener(Listener):
     def ready(self) -> bool:
         return self._inbox.ready()
 
+    def reachable_addresses(self) -> tuple[str, ...]:
+        """Where peers may connect, best first (see the module docstring)."""
+        if not is_wildcard(self.address):
+            return (self.address,)
+        port = self.address.rpartition(":")[2]
+        found = [f"tcp://{ip}:{port}" for ip in interface_addresses()]
+        return (*found, f"tcp://127.0.0.1:{port}")
+
     def close(self) -> None:
         self._close(wait=True)
 
@@ -59,9 +75,9 @@ class ZmqListener(Listener):
         self._inbox.close("closed")
         reactor = get_reactor()
         if wait:
-            reactor.call(_stop_accepting, reactor, self._port)
+            reactor.call(_stop_accepting, reactor, self._port, self._inbox)
         else:
-            reactor.post(_stop_accepting, reactor, self._port)
+            reactor.post(_stop_accepting, reactor, self._port, self._inbox)
         if self._cleanup:
             remove_dir(self._cleanup)
 
@@ -76,9 +92,19 @@ class ZmqListener(Listener):
         return self._inbox.fileno()
 
 
-def _stop_accepting(reactor: Any, port: Port) -> None:
+def _stop_accepting(reactor: Any, port: Port, inbox: Inbox) -> None:
     port.accept = None
     port.keep_open = False
+    # Sessions that completed their handshake but were never accepted: nobody will take
+    # them, and each would keep the socket (and its port) open while its peer lives.
+    while True:
+        try:
+            channel = inbox.get(0)
+        except ChannelClosed:
+            break
+        if channel is None:
+            break
+        channel.close()  # BYE to the peer; the socket closes with the last session
     if not port.links:
         reactor.close_port(port)
 
@@ -99,24 +125,36 @@ def fresh_address(scheme: str, host: str | None = None) -> tuple[str, str | None
         return f"tcp://{host or '127.0.0.1'}:*", None
     if scheme == "inproc":
         return f"inproc://skprocessing-{os.getpid()}-{next(_names)}", None
-    directory = tempfile.mkdtemp(prefix="skp-")  # mode 0700: only this user can connect
-    _dirs[directory] = os.getpid()
+    directory = private_dir("ipc")  # mode 0700: only this user can connect
     return f"ipc://{directory}/s", directory
 
 
-_dirs: dict[str, int] = {}  # private ipc directories -> the pid that made them
+def is_wildcard(address: str) -> bool:
+    """True for a `tcp://` address bound to every interface."""
+    scheme, _, rest = address.partition("://")
+    return scheme == "tcp" and rest.rpartition(":")[0].strip("[]") in _WILDCARDS
 
 
-def remove_dir(directory: str) -> None:
-    _dirs.pop(directory, None)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def remove_private_dirs() -> None:
-    """Remove what this process made (at exit; `start()` children call it before _exit)."""
-    for directory, pid in list(_dirs.items()):
-        if pid == os.getpid():
-            remove_dir(directory)
-
-
-atexit.register(remove_private_dirs)
+def interface_addresses() -> list[str]:
+    """Non-loopback IPv4 addresses of this host's interfaces (Linux; empty elsewhere)."""
+    try:  # fcntl is Unix only
+        import fcntl
+    except ImportError:
+        return []
+    found: list[str] = []
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return found
+    with probe:
+        for name in names:
+            try:
+                answer = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR,
+                                     struct.pack("256s", name[:15].encode()))
+            except OSError:  # no IPv4 address on this interface
+                continue
+            ip = socket.inet_ntoa(answer[20:24])
+            if not ip.startswith("127.") and ip not in found:
+                found.append(ip)
+    return found

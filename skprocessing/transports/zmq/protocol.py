@@ -19,8 +19,10 @@ it (nor the envelope) before the signature has been checked in constant time.
 Kinds
     HELLO    dealer -> router  seq 0, extra {"t": unix time, "ticket": bytes | None}
                                opens a session; the ticket claims a pre-made pipe end
-    WELCOME  router -> dealer  seq 0, extra {"s": router session}
-    DATA     both ways         a user message (the Channel's frames)
+    WELCOME  router -> dealer  seq 0, extra {"s": router session, "b": bulk offer (optional)}
+    DATA     both ways         a user message (the Channel's frames); extra {"b": [[index,
+                               size, reuse], ...]} when payload frames name same-host
+                               files instead of carrying the bytes (see `bulk.py`)
     PING     both ways         a heartbeat, sent after `heartbeat` seconds of not sending
     BYE      both ways         extra {"why": text}: this end closed; the other raises
                                `ChannelClosed` once it has read what came before

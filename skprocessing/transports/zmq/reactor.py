@@ -11,6 +11,11 @@ so one background thread does all socket I/O:
                   │ every tick: PING idle links, end silent ones (ChannelClosed)            │
                   └──────────────────────────────────────────────────────────────────────────┘
 
+A send that finds its peer gone (EHOSTUNREACH: it exited or crashed) does not end the
+session at once: what that peer sent before it went may still wait in our socket, so the
+socket is read first (`_settle_unreachable`) and the channel closes behind those messages.
+A reader of a channel thus sees everything the peer sent, then `ChannelClosed`.
+
 One `zmq.Context` per process, made with the reactor; a forked child starts its own
 (the parent's is forgotten, never used, in the child). Bad messages are dropped, counted
 in `Port.stats` and logged (rate-limited) with the sender's address; the loop goes on.
@@ -18,7 +23,6 @@ in `Port.stats` and logged (rate-limited) with the sender's address; the loop go
 
 from __future__ import annotations
 
-import atexit
 import collections
 import os
 import threading
@@ -28,6 +32,7 @@ from typing import Any, Callable
 
 import zmq
 
+from ..base import at_process_exit
 from .heartbeat import Link, Liveness
 from .inbound import Inbound, log
 from .ports import Port, configure, send_parts
@@ -51,6 +56,7 @@ class Reactor(Inbound):
         self._ports: dict[zmq.Socket, Port] = {}
         self._next_tick = 0.0
         self._backlogged: set[Link] = set()
+        self._unreachable: set[Link] = set()  # found gone while sending; see _try_send
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="skprocessing-zmq-reactor", daemon=True)
         self._thread.start()
@@ -104,6 +110,8 @@ class Reactor(Inbound):
             self._retry_backlogs()
         if now >= self._next_tick:
             self._tick(now)
+        if self._unreachable:  # found while retrying a backlog or answering a HELLO
+            self._settle_unreachable()
 
     def _run_commands(self) -> None:
         commands = self._commands
@@ -114,6 +122,8 @@ class Reactor(Inbound):
                 fn(*args)
             else:
                 self._send(link, item)
+        if self._unreachable:
+            self._settle_unreachable()
 
     # -- sending -----------------------------------------------------------------------------
     def _send(self, link: Link, parts: list[Any]) -> None:
@@ -135,10 +145,31 @@ class Reactor(Inbound):
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
-            # ROUTER_MANDATORY: the peer's connection is gone; never drop silently.
-            self._lose(link, f"peer {link.address} is unreachable (connection gone)", tell_peer=False)
+            # ROUTER_MANDATORY: the peer's connection is gone; never drop silently. What
+            # it sent before it went may still wait in our socket: that is delivered
+            # first, at the end of this step (`_settle_unreachable`), then the session ends.
+            if port.router and port.links.get(link.rid) is link:
+                self._unreachable.add(link)
+            else:  # no session yet (the WELCOME failed): nothing of its can be waiting
+                self._lose(link, _UNREACHABLE.format(link.address), tell_peer=False)
         link.handed += 1
         return True
+
+    def _settle_unreachable(self) -> None:
+        """End the sessions whose peers were found unreachable, after reading everything
+        still queued in their sockets (so a peer that wrote and exited loses nothing)."""
+        links, self._unreachable = self._unreachable, set()
+        try:
+            for port in {link.port for link in links}:
+                # (Bounded only against a flood from other peers: the gone one's queue is
+                # at most its high-water mark.)
+                for _ in range(_SETTLE_ROUNDS):
+                    if port.sock.closed or not port.sock.get(zmq.EVENTS) & zmq.POLLIN:
+                        break
+                    self._read(port)
+        finally:
+            for link in links:
+                self._lose(link, _UNREACHABLE.format(link.address), tell_peer=False)
 
     def _retry_backlogs(self) -> None:
         for link in list(self._backlogged):
@@ -249,6 +280,10 @@ class Reactor(Inbound):
             self.context.term()
 
 
+_UNREACHABLE = "peer {} is unreachable (connection gone)"
+_SETTLE_ROUNDS = 4096  # reads of up to 256 messages each
+
+
 def _fill(future: Future, fn: Callable[..., Any], args: tuple) -> None:
     try:
         future.set_result(fn(*args))
@@ -291,5 +326,7 @@ def _forget_in_child() -> None:
     _lock = threading.Lock()
 
 
-atexit.register(shutdown_reactor)
+# At interpreter exit, and before a transport's child ends (after the hooks registered
+# later, which may still hand messages to us: they run first).
+at_process_exit(shutdown_reactor)
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -46,7 +46,7 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Channel, Counter, Flag, Transport
+from ..base import Channel, Counter, Flag, Transport, run_exit_hooks
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
@@ -116,6 +116,14 @@ class ZmqTransport(Transport):
         """The same transport (URL and options) signing with `key` (for `Pool(key=...)`)."""
         options = {k: v for k, v in self._opts.items() if k != "key_file"}  # all but the old key
         return ZmqTransport(self.url, key=key, **options)
+
+    def copy(self) -> ZmqTransport:
+        """The same URL, options and key, with pipes of its own: closing one of the two
+        leaves the other working (a Share served on a pool's transport outlives the pool)."""
+        options = {k: v for k, v in self._opts.items() if k != "key_file"}  # the key is given
+        twin = ZmqTransport(self.url, key=self._key, _pipe_key=self._pipe_key, **options)
+        twin._key_from_arg = self._key_from_arg
+        return twin
 
     # -- listen / connect --------------------------------------------------------------------
     def listen(self, address: str | None = None) -> ZmqListener:
@@ -301,6 +309,7 @@ def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
     try:
         entry(*args)
     finally:
+        run_exit_hooks()  # what layers still buffer goes to the reactor first
         shutdown_reactor()  # deliver what was sent before the launcher's os._exit
         remove_private_dirs()  # os._exit runs no atexit handlers
 
