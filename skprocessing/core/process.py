@@ -367,8 +367,8 @@ class Skprocess:
             self._adopt(outcome)
             link.outcome = outcome
             link.control.close()
-            if isinstance(link.handle, RemoteHandle):
-                link.handle.abandon()
+            if isinstance(link.handle, RemoteHandle) and not link.handle.abandoned:
+                link.handle.finish()
             return True
         finally:
             link.lock.release()

@@ -21,8 +21,10 @@ cancelled, so the pool never runs the process a second time elsewhere.
 
 from __future__ import annotations
 
+import hmac
 import os
 import platform
+import queue
 import signal
 import threading
 import time
@@ -116,16 +118,21 @@ class RemoteHandle(ProcessHandle):
     def kill(self) -> None:
         """SIGKILL, twice over: the worker's relay kills its own process at once, and the
         pool's call is cancelled, which ends the worker running it. Returns without
-        waiting: the worker's end reaches this host only with the next heartbeat."""
+        waiting: the worker's end reaches this host only with the next heartbeat (which is
+        when another thread already waiting for the outcome sees it)."""
         self._killed = True
         _send_quietly(self._control, self._codec.encode(engine.KILL, None))
         self.abandon()
 
     def abandon(self) -> None:
-        """The process is over (or lost): cancel its pool task, replacing the worker that
-        still runs it, so the pool does not run it again elsewhere."""
+        """The process is lost: cancel its pool task, replacing the worker that may still
+        run it, so the pool does not run it again elsewhere."""
         self.abandoned = True
         self._cancel(True)
+
+    def finish(self) -> None:
+        """The process delivered its outcome: let its task end by itself."""
+        self._cancel(False)
 
     def lost(self) -> str:
         """How the process ended without an outcome, in words."""
@@ -140,7 +147,7 @@ def start_on(pool: Any, process: Any, codec: Codec, payload: list[bytes], settin
     """Run `process` (already serialized as `payload`) as a task on one of `pool`'s workers;
     return once it runs there: (transport, control, messages, handle)."""
     transport: Transport = pool.transport
-    listener = transport.listen(_bind_address(pool.address))
+    listener = transport.listen(pool._neighbour_address())
     try:
         token = os.urandom(16)
         addresses = listener.reachable_addresses()
@@ -163,47 +170,57 @@ def start_on(pool: Any, process: Any, codec: Codec, payload: list[bytes], settin
     return transport, control, messages, handle
 
 
-def _bind_address(pool_address: str) -> str | None:
-    """Listen where the pool's workers already reach the pool: its host, a free port."""
-    scheme, _, rest = str(pool_address).partition("://")
-    return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else None
-
-
 def _accept_pair(transport: Transport, listener: Any, token: bytes, done: Future,
                  timeout: float | None, name: str) -> tuple[Channel, Channel, int, str]:
     """Accept the child's control and messages channels; stray connections are closed.
-    Fails when the task ends first (it could not start) or `timeout` passes."""
+    Fails when the task ended without them (it could not start) or `timeout` passes."""
     deadline = None if timeout is None else time.monotonic() + timeout
     found: dict[bytes, Channel] = {}
     pid, host = 0, "?"
     while len(found) < 2:
-        if done.done():
-            _close_all(found)
-            _raise_start_failure(done, name)
+        # A short process may be over before we look: what connected counts, so the task's
+        # end means failure only once nothing more waits at the listener.
+        ended = done.done()
         left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if ended or (left is not None and left <= 0):
+            if transport.wait([listener], 0):
+                pid, host = _take(listener, token, found, pid, host)
+                continue
             _close_all(found)
+            if ended:
+                _raise_start_failure(done, name)
             raise ResultTimeoutError(f"{name}.start(on=pool): no worker of the pool took the "
                                      f"process within {timeout:g} s")
-        if not transport.wait([listener], 0.05 if left is None else min(0.05, left)):
-            continue
-        channel = listener.accept(0)
-        if channel is None:
-            continue
-        try:
-            hello = channel.recv(_HELLO_TIMEOUT)
-        except ChannelClosed:
-            hello = None
-        role = bytes(hello[1]) if hello and len(hello) >= 2 else None
-        if (role not in (_CONTROL, _MESSAGES) or role in found or bytes(hello[0]) != token
-                or (role == _CONTROL and len(hello) < 4)):
-            channel.close()  # not ours (or a duplicate): say nothing to it
-            continue
-        found[role] = channel
+        if transport.wait([listener], 0.05 if left is None else min(0.05, left)):
+            pid, host = _take(listener, token, found, pid, host)
+    return found[_CONTROL], found[_MESSAGES], pid, host
+
+
+def _take(listener: Any, token: bytes, found: dict[bytes, Channel], pid: int,
+          host: str) -> tuple[int, str]:
+    """Accept one connection; keep it in `found` if it is one of ours. (pid, host) as the
+    control channel's HELLO tells them."""
+    channel = listener.accept(0)
+    if channel is None:
+        return pid, host
+    try:
+        hello = channel.recv(_HELLO_TIMEOUT)
+    except ChannelClosed:
+        hello = None
+    role = bytes(hello[1]) if hello and len(hello) >= 2 else None
+    try:
+        if (role not in (_CONTROL, _MESSAGES) or role in found
+                or not hmac.compare_digest(bytes(hello[0]), token)):
+            raise ValueError("not ours")
         if role == _CONTROL:
             pid, host = int(bytes(hello[2])), bytes(hello[3]).decode(errors="replace")
-            channel.send([_ACK])
-    return found[_CONTROL], found[_MESSAGES], pid, host
+    except (ValueError, IndexError):
+        channel.close()  # not ours (or a duplicate): say nothing to it
+        return pid, host
+    found[role] = channel
+    if role == _CONTROL:
+        channel.send([_ACK])
+    return pid, host
 
 
 def _raise_start_failure(done: Future, name: str) -> None:
@@ -267,8 +284,8 @@ class _Relay:
                 kind = frames[0][0] if frames and len(frames[0]) else None
                 if kind == engine.STOP:
                     self.stop.set()
-                elif kind == engine.KILL:
-                    _die()
+                elif kind == engine.KILL and not self._finished.is_set():
+                    _die()  # (once finished, this worker may be running someone else's task)
             run = self.counter.value
             if run != reported and not self._finished.is_set():
                 reported = run
@@ -339,23 +356,38 @@ def remote_main(task: tuple) -> None:
 
 
 def _dial(transport: Transport, addresses: tuple[str, ...], token: bytes) -> tuple[Channel, str]:
-    """The control channel to the first address where the parent answers our token."""
-    failures = []
+    """The control channel to the first address where the parent answers our token. All
+    are tried at once (a host's unreachable interface must not cost a timeout each); the
+    parent acknowledges one control channel only, so exactly one attempt succeeds."""
+    results: queue.SimpleQueue[tuple[Channel | None, str]] = queue.SimpleQueue()
     for address in addresses:
-        channel = None
-        try:
-            channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
-            channel.send([token, _CONTROL, str(os.getpid()).encode(), platform.node().encode()])
-            answer = channel.recv(_HELLO_TIMEOUT)
-            if answer and bytes(answer[0]) == _ACK:
-                return channel, address
-            failures.append(f"{address}: no answer")
-        except (ChannelClosed, TransportError, OSError) as exc:
-            failures.append(f"{address}: {exc}")
+        threading.Thread(target=lambda a=address: results.put(_attempt(transport, a, token)),
+                         name="skprocessing-remote-dial", daemon=True).start()
+    failures = []
+    for _ in addresses:
+        channel, outcome = results.get()
         if channel is not None:
-            channel.close()
+            return channel, outcome
+        failures.append(outcome)
     raise TransportError("could not reach the parent process at any of its addresses: "
                          + "; ".join(failures))
+
+
+def _attempt(transport: Transport, address: str, token: bytes) -> tuple[Channel | None, str]:
+    """(the acknowledged control channel, its address), or (None, what went wrong)."""
+    channel = None
+    try:
+        channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
+        channel.send([token, _CONTROL, str(os.getpid()).encode(), platform.node().encode()])
+        answer = channel.recv(_HELLO_TIMEOUT)
+        if answer and bytes(answer[0]) == _ACK:
+            return channel, address
+        failure = f"{address}: no answer"
+    except (ChannelClosed, TransportError, OSError) as exc:
+        failure = f"{address}: {exc}"
+    if channel is not None:
+        channel.close()
+    return None, failure
 
 
 def _send_quietly(channel: Channel, frames: Frames) -> None:

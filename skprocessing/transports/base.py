@@ -31,7 +31,8 @@ from typing import Any, TypeAlias
 from ..errors import ChannelClosed, TransportError
 
 __all__ = ["Buffer", "Frames", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
-           "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks"]
+           "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
+           "holding", "released", "send_held", "holder_flushing"]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Frames: TypeAlias = list[Buffer]
@@ -207,6 +208,59 @@ class Transport(ABC):
 
     def close(self) -> None:
         """Release what the transport holds (launchers, contexts). Idempotent."""
+
+
+# -- messages held back to be batched ---------------------------------------------------------
+# A layer may hold outgoing messages to send several at once (a Share client's pipelined
+# writes). They must still leave before anything this process sends later, on any
+# channel: otherwise another process could hear of a write (a tell, a pool result, a stop
+# flag) and act on it before the write itself arrives. A holder registers while it holds
+# something; every backend's send (and Flag.set) calls `send_held()` first.
+
+_holders: set[Any] = set()
+_in_holder_flush = threading.local()
+
+
+def holding(holder: Any) -> None:
+    """`holder` (with a `flush()` method) holds messages until its next flush."""
+    _holders.add(holder)
+
+
+def released(holder: Any) -> None:
+    """`holder` holds nothing any more."""
+    _holders.discard(holder)
+
+
+def send_held() -> None:
+    """Flush every holder now: backends call it before each message leaves this process.
+    A holder's own flush does not flush the others (messages to different receivers are
+    not ordered anyway), which also rules out two flushes waiting on each other."""
+    if not _holders or getattr(_in_holder_flush, "active", False):
+        return
+    _in_holder_flush.active = True
+    try:
+        while _holders:
+            try:
+                holder = _holders.pop()
+            except KeyError:
+                return
+            try:
+                holder.flush()
+            except Exception:
+                pass  # the holder's failure is its own; it reports it to its own caller
+    finally:
+        _in_holder_flush.active = False
+
+
+class holder_flushing:
+    """`with holder_flushing():` around a holder's own sends (see `send_held`)."""
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_in_holder_flush, "active", False)
+        _in_holder_flush.active = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _in_holder_flush.active = self.outer
 
 
 # -- before this process exits ----------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..errors import TransportError
 from ._launcher import LaunchedProcess, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
-from .base import Channel, Counter, Flag, Listener, Transport
+from .base import Channel, Counter, Flag, Listener, Transport, send_held
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
 
@@ -64,6 +64,7 @@ class SharedCell(Flag, Counter):
         self._cell[0] = new
 
     def set(self) -> None:
+        send_held()  # a stop is a message too: held writes must be there before it
         self._cell[0] = 1
 
     def clear(self) -> None:
@@ -186,7 +187,8 @@ class LocalTransport(Transport):
         return SharedCell()
 
     def listen(self, address: str | None = None) -> Listener:
-        return LocalListener(address)
+        """At `address`; a fresh private one for None or a bare `local://`."""
+        return LocalListener(None if address in (None, "", "local://") else address)
 
     def connect(self, address: str, timeout: float | None = None) -> Channel:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -279,3 +279,35 @@ def test_the_pools_per_item_timeout_does_not_end_a_remote_process():
         assert process.timers.run.total_time >= 1.0
         with pytest.raises(ProcessTimeoutError):
             pool.map(time.sleep, [2.0])  # the limit still holds for the pool's own items
+
+
+class Instant(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 0  # over as soon as it starts
+
+    def __run__(self):
+        pass
+
+    def __result__(self):
+        return os.getpid()
+
+
+@pytest.mark.timeout(120)
+def test_a_process_over_before_the_parent_looks_still_counts_as_started():
+    import threading
+    busy = threading.Event()
+
+    def spin():  # keeps the parent's GIL contended, so the worker often finishes first
+        while not busy.is_set():
+            sum(range(1000))
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        with Pool(2) as pool:
+            for _ in range(100):
+                process = Instant()
+                process.start(on=pool)
+                assert process.result.timeout(30)() in pool.worker_pids
+    finally:
+        busy.set()
+        spinner.join()

@@ -410,3 +410,73 @@ def test_a_share_moved_after_local_copies_were_made_says_so_and_a_named_one_stay
         finally:
             share.stop()
             pinned.stop()
+
+
+class _Setter(Skprocess):
+    """Sets share.x to whatever it is told, then says so."""
+
+    def __init__(self, share):
+        self.share = share
+        self.process_config.runs = None
+
+    def __run__(self):
+        value = self.listen(30)
+        if value is None:
+            self.stop()
+            return
+        self.share.x = value
+        self.tell("set")
+
+
+@pytest.mark.timeout(120)
+def test_a_held_write_leaves_before_any_later_message_of_its_process(tcp_share, assert_reaped):
+    """Writes are batched, but a tell sent after a write must not overtake it: the child
+    acts on the tell with a write of its own, which must be the one that stays."""
+    tcp_share.x = None
+    setter = _Setter(tcp_share)
+    setter.start(transport=tcp_share._sk_owner.transport)
+    assert_reaped(setter._sk.handle.pid)
+    overtaken = []
+    for i in range(200):
+        tcp_share.x = ("parent", i)      # held in a batch for up to LINGER
+        setter.tell(("child", i))
+        assert setter.listen(20) == "set"
+        if tcp_share.x != ("child", i):
+            overtaken.append(i)
+    setter.tell(None)
+    setter.wait(30)
+    assert not overtaken
+
+
+@pytest.mark.timeout(120)
+def test_a_share_made_before_the_pool_moves_and_loses_nothing_to_other_threads():
+    import threading
+    from skprocessing import Pool
+    share = Share()  # before the pool: its workers are forked knowing the local client
+    share.counter = 0
+    try:
+        with Pool(2, transport="ipc://") as pool:
+            written, stop = [0], threading.Event()
+
+            def writer():
+                while not stop.is_set():
+                    share.counter += 1
+                    written[0] += 1
+            thread = threading.Thread(target=writer)
+            thread.start()
+            try:
+                time.sleep(0.2)
+                assert pool.map(_bump, [(share, 100)] * 4) == [100] * 4  # the move happens here
+                time.sleep(0.2)
+            finally:
+                stop.set()
+                thread.join(30)
+            assert share.counter == written[0] + 400
+            assert not str(share._sk_client.address).startswith("local")
+            assert share._sk_client.address != pool.address  # beside the pool, not on it
+            for pid in pool.worker_pids:  # replacements must still reach the pool
+                os.kill(pid, signal.SIGKILL)
+            assert pool.map(_bump, [(share, 1)] * 4, retries=2) == [1] * 4
+            assert share.counter == written[0] + 404
+    finally:
+        share.stop()

@@ -10,11 +10,14 @@ import time
 import pytest
 import zmq
 
+from skprocessing import Skprocess
 from skprocessing.errors import ChannelClosed, TransportError
 from skprocessing.transports import get_transport
 from skprocessing.transports.zmq import ZmqTransport
 from skprocessing.transports.zmq.protocol import BYE, DATA, NO_SESSION, pack_envelope
 from skprocessing.transports.zmq.security import KEY_ENV, Signer, SessionGuard, is_loopback, load_key
+
+from tests.conftest import wait_gone
 
 from ._raw import RawPeer
 
@@ -394,3 +397,20 @@ def test_a_bulk_offer_is_taken_only_for_a_private_directory_of_this_user(tmp_pat
     assert bulk.BulkWriter.accept(good.offer(), session) is None  # turned off
     from skprocessing.transports.zmq.listener import remove_dir
     remove_dir(good.path)
+
+
+class _BigTeller(Skprocess):
+    def __run__(self):
+        for i in range(5):
+            self.tell(bytes([i]) * BIG)
+
+
+@pytest.mark.timeout(60)
+def test_large_messages_wait_in_their_files_until_read_after_the_sender_is_gone():
+    teller = _BigTeller()
+    teller.start(transport="zmq://")
+    assert wait_gone(teller._sk.handle.pid, 30)
+    time.sleep(0.5)  # the sender's session has ended here: its unread files must stay
+    got = [teller.listen(10) for _ in range(5)]
+    assert [(len(m), m[:1]) for m in got] == [(BIG, bytes([i])) for i in range(5)]
+    assert teller.result.timeout(30)() is None

@@ -190,6 +190,12 @@ class Pool(_Maps):
         (`_worker.worker_main(transport, address, codec token, None, credits)`)."""
         return self._scheduler.address
 
+    def _neighbour_address(self) -> str:
+        """Where a service for this pool's workers listens (a Share, a remote process's
+        links): beside the pool, which the workers already reach, at a fresh address."""
+        scheme, _, rest = str(self.address).partition("://")
+        return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else f"{scheme}://"
+
     def status(self) -> dict[str, Any]:
         """What the pool is doing now: `workers` (connected), `hosts` ({host: workers}),
         `agents` (worker hosts' agents), `in_flight` and `queued` items, `done` (items

@@ -36,12 +36,15 @@ class Client:
         self.origin = origin or _host()   # the host that created the Share (for messages)
         self.transport_spec = transport_spec
         self.transport: Transport | None = None  # the owner's own (it may hold a key)
+        self.owner_pid = 0                # the owner's pid, on the owner's own client
         self.codec = codec
         self.roots: dict[str, Any] = {}   # root name -> proxy, for names known to hold objects
         self.types: dict[str, Any] = {}   # type key -> TypeInfo (method names), per connection
         self.epoch = -1
         self.error: str | None = None     # why the last exchange failed, until one succeeds
-        self._lock = threading.Lock()
+        # Reentrant: the owner holds it through a whole stop/start (or a move), during which
+        # other threads' operations wait instead of landing in a store about to be left.
+        self._lock = threading.RLock()
         self._channel: Connection | None = None
         self._local: tuple[Handler, Session] | None = None
         _live.add(self)
@@ -179,10 +182,23 @@ class Client:
         with self._lock:
             self._close_channel()
 
+    def exclusive(self) -> threading.RLock:
+        """Hold it to keep every other thread's operation waiting (see `_lock`)."""
+        return self._lock
+
+    def retarget(self, address: str, transport_spec: Any, candidates: tuple[str, ...]) -> None:
+        """Reach the coordinator at its new address from now on."""
+        with self._lock:
+            self._close_channel()
+            self.address, self.transport_spec, self.candidates = address, transport_spec, candidates
+            self.transport = None
+            self.error = None
+            self._forget_types()
+
     def _after_fork(self) -> None:
         # The parent's socket, lock and local store are not this process's to use (the
         # launcher itself may be forked from an owner whose Share is not started yet).
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         if self._channel is not None:
             self._channel.forget_after_fork()
             self._channel = None
@@ -231,8 +247,11 @@ def client_from_token(token: tuple) -> Client:
             client = _clients[key] = Client(key, address, transport_spec,
                                             Wire(Codec.from_token(codec_token)),
                                             tuple(candidates), origin)
-        elif client.address is None and address is not None:
-            client.address, client.candidates = address, tuple(candidates)
+        elif (address is not None and client.owner_pid != os.getpid()
+              and (client.address, client.transport_spec) != (address, transport_spec)):
+            # Started, restarted or moved (a `Share()` sent to a network pool) since this
+            # process cached the client, perhaps inherited through a fork: follow it.
+            client.retarget(address, transport_spec, tuple(candidates))
         return client
 
 

@@ -13,7 +13,10 @@ Batching. Each transport message costs far more than a `+= 1` does in the coordi
 (signature, sequence number, hand-off to the transport's I/O thread, and the same again
 when it arrives), so a `Syncing` connection holds pipelined writes and sends them several
 to a message (`_protocol.BATCH`). Nothing can tell the difference, because a batch always
-leaves before anything that could let another process look:
+leaves before anything that could let another process look or act:
+- any other message this process sends, on any channel of any transport (a tell, a pool
+  result, a stop flag): backends call `transports.base.send_held()` first, so another
+  process never hears of a write before the write itself is on its way;
 - a request of this process goes out in the same message, after the writes before it;
 - a SYNC probe (another process is about to read) is answered by a SYNCED appended to the
   held writes, so the barrier still sees every write made before it;
@@ -45,7 +48,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ...transports.base import Channel, Frames, Transport, at_process_exit
+from ...transports.base import (Channel, Frames, Transport, at_process_exit, holder_flushing,
+                                holding, released)
 from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
                         sync_gen)
 
@@ -114,6 +118,7 @@ class Syncing(Connection):
         self._lock = threading.Lock()
         self._held: list[Frames] = []  # pipelined writes not yet sent
         self._held_bytes = 0
+        self._failure: BaseException | None = None  # a flush on another thread failed
         self._closed = False
         self._written = 0    # pipelined writes since the last FENCE
         self._fences = 0     # FENCEs sent whose answers were not taken yet
@@ -148,23 +153,23 @@ class Syncing(Connection):
             self._kick.wait()
             self._kick.clear()
             time.sleep(LINGER)
-            try:
-                self.flush()
-            except (ChannelClosed, TransportError, OSError):
-                return  # the writer finds out with its next send
+            self.flush()
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, frames: Frames) -> list[Frames]:
         size = _batch_size(frames)
         with self._lock:
+            self._raise_failure()
             if size >= BATCH_BYTES:
                 self._flush_locked()
-                self.channel.send(frames)
+                with holder_flushing():
+                    self.channel.send(frames)
             else:
                 held = self._held
                 held.append(frames)
                 self._held_bytes += size
                 if len(held) == 1:
+                    holding(self)  # any later send of this process flushes us first
                     self._kick.set()
                 elif len(held) >= BATCH or self._held_bytes >= BATCH_BYTES:
                     self._flush_locked()
@@ -189,26 +194,38 @@ class Syncing(Connection):
         return self._next(), windows
 
     def flush(self) -> None:
-        """Send the held writes now."""
+        """Send the held writes now. It runs on other threads too (the flusher, another
+        channel's send), so a failure is kept and raised by the writer's next send."""
         with self._lock:
-            self._flush_locked()
+            try:
+                self._flush_locked()
+            except (ChannelClosed, TransportError, OSError) as exc:
+                self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise ChannelClosed(f"an earlier batch of writes could not be sent: {self._failure}")
 
     def _send_now(self, frames: Frames) -> None:
         """Send `frames` behind the held writes (in the same transport message if small)."""
         with self._lock:
+            self._raise_failure()
             if self._held and _batch_size(frames) < BATCH_BYTES:
                 self._held.append(frames)
                 self._flush_locked()
             else:
                 self._flush_locked()
-                self.channel.send(frames)
+                with holder_flushing():
+                    self.channel.send(frames)
 
     def _flush_locked(self) -> None:
         held = self._held
         if not held:
             return
         self._held, self._held_bytes = [], 0
-        self.channel.send(held[0] if len(held) == 1 else batch_frames(held))
+        released(self)
+        with holder_flushing():  # our own send: it need not flush the other holders
+            self.channel.send(held[0] if len(held) == 1 else batch_frames(held))
 
     def _next(self) -> Frames:
         answer = self._answers.get()
@@ -219,10 +236,7 @@ class Syncing(Connection):
 
     # -- ending ------------------------------------------------------------------------------
     def close(self) -> None:
-        try:
-            self.flush()
-        except (ChannelClosed, TransportError, OSError):
-            pass
+        self.flush()
         self._closed = True
         self._kick.set()  # the flusher ends
         _open.discard(self)
@@ -230,14 +244,12 @@ class Syncing(Connection):
 
     def flush_at_exit(self) -> None:
         if self._pid == os.getpid() and not self._closed:
-            try:
-                self.flush()
-            except (ChannelClosed, TransportError, OSError):
-                pass  # the coordinator is gone: nobody to tell
+            self.flush()  # a failure: the coordinator is gone, nobody to tell
 
     def forget_after_fork(self) -> None:
         # The parent's held writes are the parent's to send; its threads are not here.
         self._held = []
+        released(self)
         self._closed = True
         _open.discard(self)
 

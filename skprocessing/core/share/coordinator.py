@@ -29,6 +29,7 @@ closes (the owner is gone).
 
 from __future__ import annotations
 
+import collections
 import sys
 import traceback
 from typing import Any
@@ -222,8 +223,10 @@ class Coordinator:
     def _close(self, session: Session) -> None:
         session.channel.close()
         if session.deferred:  # failures nobody was told of: say so rather than lose them
+            counts = collections.Counter(session.deferred)  # the same failure, once, counted
             print("skprocessing Share: a process ended before it was told that "
-                  + "; ".join(session.deferred), file=sys.stderr, flush=True)
+                  + "; ".join(f"{why} ({n} times)" if n > 1 else why for why, n in counts.items()),
+                  file=sys.stderr, flush=True)
 
     def _on_control(self) -> None:
         try:

@@ -54,6 +54,7 @@ class _Owner:
         self.transport = transport
         self.client = client
         client.transport = transport  # the owner's own: it may hold a key given in code
+        client.owner_pid = os.getpid()
         self.bind = bind  # where the coordinator listens (None: the transport's own address)
         self.advertise = advertise
         self.pid = os.getpid()  # a forked copy of the owner is a client, not the owner
@@ -78,7 +79,7 @@ class _Owner:
         return self.handle is not None
 
     def start(self, share: Share) -> None:
-        with self.lock:
+        with self.lock, self.client.exclusive():
             if self.running:
                 return
             codec = self.client.codec
@@ -102,7 +103,7 @@ class _Owner:
             self.client.go_remote()
 
     def stop(self, timeout: float) -> bool:
-        with self.lock:
+        with self.lock, self.client.exclusive():
             if not self.running:
                 return True
             try:
@@ -123,8 +124,9 @@ class _Owner:
 
 
     def serve_on(self, share: Share, pool: Any) -> None:
-        """Move onto `pool`'s transport: stop, carry the objects over, start there."""
-        with self.lock:
+        """Move onto `pool`'s transport: stop, carry the objects over, start there. Other
+        threads' operations wait meanwhile (the client's lock), so none is lost."""
+        with self.lock, self.client.exclusive():
             if not self.movable:
                 return
             self.movable = False
@@ -146,12 +148,9 @@ class _Owner:
 def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, str | None]:
     """(the transport, where to listen or None) for `Share(transport=spec, key=key)`."""
     bind = None
-    pool_scheduler = getattr(spec, "_scheduler", None)
-    if pool_scheduler is not None:  # a Pool: its transport (with its key), a port of its own
+    if getattr(spec, "_scheduler", None) is not None:  # a Pool: its transport, an address beside it
         transport = spec.transport.copy()  # a copy: the Share may outlive the pool
-        scheme, _, rest = str(spec.address).partition("://")
-        if scheme == "tcp":
-            bind = f"tcp://{rest.rpartition(':')[0]}:*"
+        bind = spec._neighbour_address()
     else:
         transport = get_transport(spec)
     if key is not None:

@@ -62,7 +62,7 @@ _NAME = re.compile(rb"[0-9a-f]{32}\Z")
 _FREE = ".free"
 _ID = "id"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REUSE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -99,29 +99,18 @@ class BulkDir:
                 or type(size) is not int or size <= 0):
             raise BulkError("malformed bulk reference")
         path = os.path.join(self.path, name.decode())
-        try:
-            fd = os.open(path, _READ_FLAGS)
-        except OSError as exc:
-            raise BulkError(f"bulk file missing ({exc.strerror})") from None
-        try:
-            info = os.fstat(fd)
-            if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
-                    or info.st_mode & 0o077 or info.st_size != size):
-                raise BulkError("bulk file of the wrong owner, mode or size")
-        except BaseException:
-            os.close(fd)
-            _unlink(path)
-            raise
-        return BulkFile(fd, size, path, bool(reuse))
+        fd, identity = _open_checked(path, size)
+        os.close(fd)  # reopened by the reader: unread messages must not hold descriptors
+        return BulkFile(identity, size, path, bool(reuse))
 
     def forget(self, sender: str) -> None:
         """Remove what is left of a sender whose session ended (files it kept for reuse,
-        files of messages that will never be read). A message already delivered reads
-        its file through the descriptor it holds."""
+        files of messages that will never be read). Files of messages already delivered
+        stay until they are read (`_unread`)."""
         try:
             with os.scandir(self.path) as entries:
                 for entry in entries:
-                    if entry.name.startswith(sender):
+                    if entry.name.startswith(sender) and entry.path not in _unread:
                         _unlink(entry.path)
         except OSError:
             pass
@@ -159,6 +148,28 @@ def sender_prefix(session: bytes) -> str:
     return session[:8].hex()
 
 
+def _open_checked(path: str, size: int, identity: tuple[int, int] | None = None
+                  ) -> tuple[int, tuple[int, int]]:
+    """(an open descriptor, (st_dev, st_ino)) for a regular 0600 file of this user of
+    `size` bytes, not a link (nor a FIFO: O_NONBLOCK), and the very file seen before when
+    `identity` is given. Anything else is removed and raises BulkError."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        raise BulkError(f"bulk file missing ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+                or info.st_mode & 0o077 or info.st_size != size
+                or (identity is not None and (info.st_dev, info.st_ino) != identity)):
+            raise BulkError("bulk file of the wrong owner, mode, size or identity")
+    except BaseException:
+        os.close(fd)
+        _unlink(path)
+        raise
+    return fd, (info.st_dev, info.st_ino)
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -166,19 +177,26 @@ def _unlink(path: str) -> None:
         pass
 
 
+_unread: set[str] = set()  # files of delivered messages not read yet: kept by `forget`
+
+
 class BulkFile:
     """A received bulk frame not read yet. The reactor only checks the file; the thread
     that receives the message reads it (`resolve`), so the copy, the costly part, runs
     outside the reactor and in parallel with it."""
 
-    __slots__ = ("fd", "size", "path", "reuse")
+    __slots__ = ("identity", "size", "path", "reuse", "done")
 
-    def __init__(self, fd: int, size: int, path: str, reuse: bool):
-        self.fd, self.size, self.path, self.reuse = fd, size, path, reuse
+    def __init__(self, identity: tuple[int, int], size: int, path: str, reuse: bool):
+        self.identity, self.size, self.path, self.reuse = identity, size, path, reuse
+        self.done = False
+        _unread.add(path)
 
     def read(self) -> bytes | memoryview:
         """The content: `bytes`, or a read-only mapping for a frame too large to copy."""
-        fd, self.fd = self.fd, -1
+        self.done = True
+        _unread.discard(self.path)
+        fd, _ = _open_checked(self.path, self.size, self.identity)
         try:
             if self.size > _READ_MAX:
                 self.reuse = False  # the mapping keeps using the file's pages
@@ -204,12 +222,9 @@ class BulkFile:
         _unlink(self.path)
 
     def __del__(self) -> None:
-        if self.fd >= 0:  # a message nobody received
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = -1
+        if not self.done:  # a message nobody received
+            self.done = True
+            _unread.discard(self.path)
             _unlink(self.path)
 
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ..base import Buffer, Channel, Frames
-from .bulk import BulkFrames, resolve
+from ..base import Buffer, Channel, Frames, send_held
+from .bulk import BulkError, BulkFrames, resolve
 from .inbox import Inbox
 from .protocol import DATA
 
@@ -67,6 +67,7 @@ class ZmqChannel(Channel):
 
     # -- the Channel interface -----------------------------------------------------------
     def send(self, frames: Sequence[Buffer]) -> None:
+        send_held()  # messages this process held back leave first (see base.send_held)
         link = self._link
         if link is None:
             with self._lock:
@@ -101,7 +102,7 @@ class ZmqChannel(Channel):
         if type(frames) is BulkFrames:  # large frames from a same-host peer: read them here
             try:
                 return resolve(frames)
-            except OSError as exc:
+            except (OSError, BulkError) as exc:  # a message is lost: the channel cannot go on
                 self.close()
                 raise ChannelClosed(f"a message could not be read: {exc}") from None
         return frames

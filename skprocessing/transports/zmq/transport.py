@@ -132,6 +132,10 @@ class ZmqTransport(Transport):
             address = self.address
         if address is None:
             address, cleanup = fresh_address(self.scheme, self._host)
+        else:
+            scheme, _, rest = address.partition("://")
+            if fixed_address(scheme, rest) is None:  # "ipc://", "tcp://host:*": a fresh one
+                address, cleanup = fresh_address(scheme, rest.rpartition(":")[0] or self._host)
         self._check_curve()
         check_reach(address, self._key, "bind")
         reactor = get_reactor()
