@@ -315,3 +315,48 @@ def test_a_forked_copy_of_the_owner_is_only_a_client(share):
     assert results.get(timeout=30) == 1
     child.join(30)
     assert share.is_running and share.counter == 1
+
+
+def _consume(args):
+    share, count = args
+    got = [share.jobs.get(timeout=30) for _ in range(count)]  # waits for the producer
+    share.done.wait(30)
+    return got
+
+
+def _locked_increment(args):
+    share, count = args
+    for _ in range(count):
+        assert share.lock.acquire(timeout=30)
+        try:
+            share.plain = share.plain + 1  # read, then write: exact only under the lock
+        finally:
+            share.lock.release()
+    return count
+
+
+@pytest.mark.parametrize("transport", [None, "tcp://127.0.0.1:0"])
+def test_a_shared_queue_lock_and_event_block_their_caller_not_the_share(transport):
+    import queue
+    import threading
+    with Share(transport=transport) as share, Pool(3, transport=transport) as pool:
+        share.jobs, share.done = queue.Queue(maxsize=5), threading.Event()
+        share.lock, share.plain, share.counter = threading.Lock(), 0, 0
+        # timeout=: each item on an idle worker of its own (a consumer queued behind the
+        # other on one worker would wait for it forever: that one waits for `done`)
+        consumers = pool.map.background()(_consume, [(share, 10), (share, 10)], timeout=60)
+        time.sleep(0.3)  # both wait on the empty queue, yet the Share answers everyone:
+        for i in range(20):
+            share.jobs.put(i, timeout=30)  # blocks while 5 are queued (maxsize), until a get
+            share.counter += 1
+        share.done.set()
+        got = consumers.result(60)
+        assert sorted(got[0] + got[1]) == list(range(20)) and share.counter == 20
+        with pytest.raises(queue.Empty):
+            share.jobs.get(timeout=0.2)
+        share.jobs.put(7)
+        assert share.jobs.get(block=False) == 7
+        assert pool.map(_locked_increment, [(share, 200)] * 3) == [200] * 3
+        assert share.plain == 600
+        assert share.lock.acquire() and not share.lock.acquire(timeout=0.1)
+        share.lock.release()

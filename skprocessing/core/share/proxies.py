@@ -29,6 +29,7 @@ from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, OP, PIPELI
                         Path, Ref, format_path)
 from ._store import resolve_in_process
 from ._values import in_place_of, mark, plain
+from ._waiting import waiting_method
 
 __all__ = ["Proxy", "TypeInfo", "wrap", "assign", "read"]
 
@@ -68,6 +69,9 @@ class Proxy:
         path = self._sk_path + ((ATTR, name),)
         info = self._sk_info
         if info is not None and name in info.methods:
+            waiting = waiting_method(info.key, name)
+            if waiting is not None:  # a method that may block: waited for here (_waiting.py)
+                return WaitingMethod(self._sk_client, path, waiting)
             return MethodProxy(self._sk_client, path, name in info.pipelined)
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # protocol probes (copy, pickle, ...) are not remote
@@ -171,6 +175,24 @@ class MethodProxy(Proxy):
         if self._sk_pipelined:
             return self._sk_client.post(CALL, (self._sk_path, args, kwargs), what)
         return self._sk_client.request(CALL, (self._sk_path, args, kwargs), what)
+
+
+class WaitingMethod(Proxy):
+    """`proxy.get` of a shared queue (and the like): its non-blocking form, retried here."""
+
+    __slots__ = ("_sk_wait",)
+
+    def __init__(self, client: Client, path: Path, wait: Any):
+        super().__init__(client, path, None)
+        object.__setattr__(self, "_sk_wait", wait)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        client, owner = self._sk_client, self._sk_path[:-1]
+
+        def call(name: str, call_args: tuple, call_kwargs: dict) -> Any:
+            path = owner + ((ATTR, name),)
+            return client.request(CALL, (path, call_args, call_kwargs), ("calling", path))
+        return self._sk_wait(call, args, kwargs)
 
 
 _timer_starts: dict[tuple, float] = {}
