@@ -299,7 +299,7 @@ class _BulkPeer(RawPeer):
 
 
 def _own_name(peer: _BulkPeer, n: int = 1) -> str:
-    return f"{bulk.sender_prefix(peer.session)}{n:016x}"
+    return f"{bulk.sender_prefix(peer.welcome['s'])}{n:016x}"  # the session the head chose
 
 
 def _write(directory: str, name: str, data: bytes, mode: int = 0o600) -> str:
@@ -329,8 +329,9 @@ def test_large_frames_between_processes_of_one_user_travel_in_private_files(keye
     assert _until(lambda: not set(mine) & set(os.listdir(directory)))  # gone with the session
 
 
-@pytest.mark.parametrize("case", ["another session's file", "symlink", "readable by others",
-                                  "wrong size", "missing", "bad name"])
+@pytest.mark.parametrize("case", ["another session's file", "named after its routing id",
+                                  "symlink", "readable by others", "wrong size", "missing",
+                                  "bad name"])
 def test_forged_bulk_references_close_the_channel_and_nothing_is_loaded(keyed, tmp_path, case):
     transport, listener, client, server = keyed
     peer = _BulkPeer(listener.address, KEY)
@@ -341,6 +342,9 @@ def test_forged_bulk_references_close_the_channel_and_nothing_is_loaded(keyed, t
     name, size = _own_name(peer), len(data)
     if case == "another session's file":
         name = "ab" * 8 + "0" * 16  # a name of some other session
+        _write(directory, name, data)
+    elif case == "named after its routing id":  # chosen by the peer: it could pose as another
+        name = f"{bulk.sender_prefix(peer.session)}{1:016x}"
         _write(directory, name, data)
     elif case == "symlink":
         target = tmp_path / "elsewhere"
@@ -360,7 +364,7 @@ def test_forged_bulk_references_close_the_channel_and_nothing_is_loaded(keyed, t
     assert _echo_ok(client, server, b"others unaffected")
     peer.close()
     for leftover in os.listdir(directory):
-        if leftover.startswith("abab"):
+        if leftover.startswith(("abab", bulk.sender_prefix(peer.session))):
             os.unlink(os.path.join(directory, leftover))
 
 

@@ -24,9 +24,10 @@ Who may use it, and why it is safe:
   as trustworthy, as the local transport's Unix socket between processes of one user
   (which carries no MAC either; its peers are checked by user id the same way).
 - The receiver's reactor opens the name (a strict pattern, starting with the sender's
-  session id, so a session can name only its own files) in its directory without
-  following links, checks it is a regular file of its own user, mode 0600, of the
-  signed size; the thread that receives the message reads it. Then the file is
+  session id the receiver chose, so a session can name only its own files) in its
+  directory without following links, checks it is a regular file of its own user, mode
+  0600, of the signed size; the thread that receives the message opens it again, checks
+  it is the same file, and reads it (an unread message holds no descriptor). Then the file is
   unlinked, or, when the sender marked it `reuse`, renamed to `<name>.free`: the sender
   renames it back and overwrites it for a later frame, so a steady stream of results
   allocates, zeroes and frees no shared memory (on a 2-core VM that was a third of
@@ -143,8 +144,9 @@ def forget_sender(sender: str) -> None:
 
 
 def sender_prefix(session: bytes) -> str:
-    """The file name prefix of a sender: its session, so each session's files are known
-    (and one session cannot name another's)."""
+    """The file name prefix of a sender: the session id the receiver chose for it (random,
+    not the peer's routing id), so each session's files are known and no peer can name
+    another's."""
     return session[:8].hex()
 
 

@@ -89,7 +89,9 @@ class Inbound:
                 return self._drop(port, msg, "malformed WELCOME")
             link.prefix = link.session + session
             link.last_heard = time.monotonic()
-            link.bulk = BulkWriter.accept(extra.get("b"), link.session)  # None unless same host and user
+            # None unless same host and user. Files are named after the session id the
+            # ROUTER chose (random), so no peer can pick a name that is another's.
+            link.bulk = BulkWriter.accept(extra.get("b"), session)
             channel._join(link)
             return
         self._on_link_message(link, msg, kind, seq, extra)
@@ -190,7 +192,7 @@ def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
     bulk = shared_dir() if link.port.router else None
     if bulk is None or not isinstance(refs, list):
         raise BulkError("a bulk reference this socket never offered")
-    sender = sender_prefix(link.session)
+    sender = sender_prefix(link.prefix[-SESSION_BYTES:])  # the session id we chose for it
     link.bulk_sender = sender  # its files are removed when the session ends
     for ref in refs:
         if (not isinstance(ref, list) or len(ref) != 3 or type(ref[0]) is not int
