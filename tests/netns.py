@@ -7,6 +7,8 @@ import queue
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -42,3 +44,40 @@ def expect_line(lines: queue.Queue, word: str, timeout: float) -> str:
         if line.startswith(word):
             return line
     raise AssertionError(f"no {word!r} within {timeout}s; output: {seen[-30:]}")
+
+
+@contextmanager
+def star(prefix: str, hub: str, spokes: Sequence[str], subnet: int) -> Iterator[dict[str, str]]:
+    """Network namespaces standing in for hosts: `hub`, and each of `spokes` joined to it
+    by a veth pair on a /24 of its own (10.<subnet + i>.<n>.0/24; the hub is .1, the
+    spoke .2). Yields the namespace names by key (`hub`, each spoke), the hub's address as
+    each spoke reaches it (`{hub}_from_{spoke}`), and each spoke's end of its link, inside
+    the spoke (`link_{spoke}`, to cut it). Everything is deleted afterwards, whatever
+    happens. Names carry this process's pid, so parallel test workers do not collide."""
+    tag = f"{os.getpid() % 100000}"
+    n = os.getpid() % 250 + 1
+    names = {key: f"{prefix}{key.upper()}{tag}" for key in (hub, *spokes)}
+    links = {spoke: (f"{prefix[:2]}{hub}{spoke}{tag}", f"{prefix[:2]}{spoke}{hub}{tag}",
+                     f"10.{subnet + i}.{n}") for i, spoke in enumerate(spokes)}
+    try:
+        for name in names.values():
+            ip("netns", "add", name)
+            ip("-n", name, "link", "set", "lo", "up")
+        for spoke, (hub_end, far_end, net) in links.items():
+            ip("link", "add", hub_end, "type", "veth", "peer", "name", far_end)
+            ip("link", "set", hub_end, "netns", names[hub])
+            ip("link", "set", far_end, "netns", names[spoke])
+            ip("-n", names[hub], "addr", "add", f"{net}.1/24", "dev", hub_end)
+            ip("-n", names[spoke], "addr", "add", f"{net}.2/24", "dev", far_end)
+            ip("-n", names[hub], "link", "set", hub_end, "up")
+            ip("-n", names[spoke], "link", "set", far_end, "up")
+        hosts = dict(names)
+        for spoke, (_, far_end, net) in links.items():
+            hosts[f"{hub}_from_{spoke}"] = f"{net}.1"
+            hosts[f"link_{spoke}"] = far_end
+        yield hosts
+    finally:
+        for name in names.values():  # deleting a namespace deletes the veth ends in it
+            ip("netns", "del", name, check=False)
+        for hub_end, _, _ in links.values():  # one never moved out of this namespace
+            ip("link", "del", hub_end, check=False)

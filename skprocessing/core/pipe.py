@@ -247,8 +247,7 @@ class Pipe:
              serializer: Any = None) -> tuple[Anchor, Point]:
         """A connected pair. With `one_way`, the anchor only sends and the point only receives."""
         chosen = get_transport(transport)
-        spec = transport if transport is None or isinstance(transport, str) else \
-            getattr(transport, "url", None) or transport
+        spec = transport if transport is None or isinstance(transport, str) else transport.spec()
         # With the default serializer, plain data (numbers, strings, lists, dicts of them)
         # travels by marshal, which is several times cheaper; a chosen serializer is used as is.
         codec = Wire(Codec(serializer)) if serializer is None else Codec(serializer)

@@ -104,11 +104,44 @@ class _ParentLink:
             self.reading.release()
         return True
 
+    def take_run_report(self, frames: Frames) -> bool:
+        """True if `frames` was a RUN report (now applied), False for the outcome."""
+        if bytes(frames[0][:1]) != _RUN_KIND:
+            return False
+        self.run_counter.value = self.codec.decode(frames)[1]
+        return True
+
+    # -- where a process on a pool worker differs (`_RemoteLink`) ----------------------------
     def refresh(self) -> None:
-        """Take in `current_run` reports that wait on the control channel (a process on a
-        pool worker sends them; a local child writes a shared counter instead). Leaves
-        the outcome, if it came, for `_collect`; never blocks."""
-        if not isinstance(self.handle, RemoteHandle) or not self.lock.acquire(blocking=False):
+        """Bring `run_counter` up to date; a local child writes it in shared memory."""
+
+    def kill(self) -> None:
+        self.handle.kill()
+        self.handle.join(5.0)
+
+    def settle(self) -> None:
+        """The outcome came: the child is ending; let it finish."""
+        self.handle.join(5.0)
+
+    def death(self) -> tuple[int | None, str]:
+        """(exit code, how the child ended) when it ended without an outcome."""
+        self.handle.join(5.0)
+        code = self.handle.exitcode
+        how = (f"was killed by signal {-code}" if code is not None and code < 0
+               else f"exited with code {code}")
+        return code, how
+
+
+class _RemoteLink(_ParentLink):
+    """A process on a pool worker (`remote.py`): its run counter arrives as RUN reports on
+    the control channel, and its end is a pool task's."""
+
+    handle: RemoteHandle
+
+    def refresh(self) -> None:
+        """Take in the RUN reports waiting on the control channel, without blocking; an
+        outcome read meanwhile is left for `_collect` (`early`)."""
+        if not self.lock.acquire(blocking=False):
             return  # a waiting _collect reads them itself
         try:
             while self.outcome is None and self.early is None and self.control.poll(0):
@@ -120,12 +153,17 @@ class _ParentLink:
         finally:
             self.lock.release()
 
-    def take_run_report(self, frames: Frames) -> bool:
-        """True if `frames` was a RUN report (now applied), False for the outcome."""
-        if bytes(frames[0][:1]) != _RUN_KIND:
-            return False
-        self.run_counter.value = self.codec.decode(frames)[1]
-        return True
+    def kill(self) -> None:
+        self.handle.kill()  # certain, but seen here only at the next heartbeat: no join
+
+    def settle(self) -> None:
+        if not self.handle.abandoned:
+            self.handle.join(5.0)
+            self.handle.finish()
+
+    def death(self) -> tuple[int | None, str]:
+        self.handle.abandon()  # the pool must not run it again elsewhere
+        return self.handle.exitcode, self.handle.lost()
 
 
 class _ChildLink:
@@ -233,7 +271,7 @@ class Skprocess:
                             f"{type(pool).__name__}")
         transport, control, messages, handle = start_on(
             pool, self, codec, payload, settings_for(type(self)), timeout)
-        link = _ParentLink(transport, codec, control, messages, RemoteStop(control, codec),
+        link = _RemoteLink(transport, codec, control, messages, RemoteStop(control, codec),
                            PlainCounter())
         link.handle = handle
         return link
@@ -247,11 +285,8 @@ class Skprocess:
     def kill(self) -> None:
         """End the process at once; there will be no result."""
         link = self._parent_link("kill")
-        handle = link.handle
-        if handle.is_alive():
-            handle.kill()
-            if not isinstance(handle, RemoteHandle):  # a remote kill: see RemoteHandle.kill
-                handle.join(5.0)
+        if link.handle.is_alive():
+            link.kill()
         if not self._collect(0):
             # A remote worker's death reaches the control channel only with the transport's
             # heartbeats; the kill is certain, so do not wait for them.
@@ -362,13 +397,10 @@ class Skprocess:
                     break
                 if not link.take_run_report(frames):
                     outcome = link.codec.decode(frames)[1]
-            if not (isinstance(link.handle, RemoteHandle) and link.handle.abandoned):
-                link.handle.join(5.0)  # a normal end: the task (or process) finishes now
+            link.settle()
             self._adopt(outcome)
             link.outcome = outcome
             link.control.close()
-            if isinstance(link.handle, RemoteHandle) and not link.handle.abandoned:
-                link.handle.finish()
             return True
         finally:
             link.lock.release()
@@ -390,19 +422,10 @@ class Skprocess:
                 return False
 
     def _death_outcome(self, link: _ParentLink) -> tuple:
-        handle = link.handle
-        if isinstance(handle, RemoteHandle):
-            handle.abandon()  # the pool must not run it again elsewhere
-            how = handle.lost()
-        else:
-            handle.join(5.0)
-        code = handle.exitcode
+        code, how = link.death()
         run = link.run_counter.value
-        if not isinstance(handle, RemoteHandle):
-            how = (f"was killed by signal {-code}" if code is not None and code < 0
-                   else f"exited with code {code}")
         error = ProcessDiedError(
-            f"{type(self).__qualname__} (pid {handle.pid}) {how} during run {run} "
+            f"{type(self).__qualname__} (pid {link.handle.pid}) {how} during run {run} "
             f"without delivering a result", exitcode=code, current_run=run)
         return (error, self.timers, run, error)
 

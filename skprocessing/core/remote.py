@@ -151,7 +151,7 @@ def start_on(pool: Any, process: Any, codec: Codec, payload: list[bytes], settin
     try:
         token = os.urandom(16)
         addresses = listener.reachable_addresses()
-        spec = getattr(transport, "url", None) or transport
+        spec = transport.spec()
         task = (spec, tuple(addresses), token, codec.token(), payload, settings)
         # The pool's per-item timeout must not end a long process, but a timed item is what
         # the pool gives a worker of its own with nothing queued behind it: so, a limit of
@@ -175,34 +175,33 @@ def _accept_pair(transport: Transport, listener: Any, token: bytes, done: Future
     """Accept the child's control and messages channels; stray connections are closed.
     Fails when the task ended without them (it could not start) or `timeout` passes."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    found: dict[bytes, Channel] = {}
-    pid, host = 0, "?"
+    found: dict[bytes, tuple[Channel, int, str]] = {}  # role -> (channel, pid, host)
     while len(found) < 2:
-        # A short process may be over before we look: what connected counts, so the task's
-        # end means failure only once nothing more waits at the listener.
         ended = done.done()
         left = None if deadline is None else deadline - time.monotonic()
-        if ended or (left is not None and left <= 0):
-            if transport.wait([listener], 0):
-                pid, host = _take(listener, token, found, pid, host)
-                continue
-            _close_all(found)
+        out_of_time = left is not None and left <= 0
+        # A short process may be over before we look: what connected still counts, so the
+        # task's end means failure only once nothing more waits at the listener.
+        wait = 0 if ended or out_of_time else (0.05 if left is None else min(0.05, left))
+        if transport.wait([listener], wait):
+            _take(listener, token, found)
+        elif ended or out_of_time:
+            for channel, _, _ in found.values():
+                channel.close()
             if ended:
                 _raise_start_failure(done, name)
             raise ResultTimeoutError(f"{name}.start(on=pool): no worker of the pool took the "
                                      f"process within {timeout:g} s")
-        if transport.wait([listener], 0.05 if left is None else min(0.05, left)):
-            pid, host = _take(listener, token, found, pid, host)
-    return found[_CONTROL], found[_MESSAGES], pid, host
+    control, pid, host = found[_CONTROL]
+    return control, found[_MESSAGES][0], pid, host
 
 
-def _take(listener: Any, token: bytes, found: dict[bytes, Channel], pid: int,
-          host: str) -> tuple[int, str]:
-    """Accept one connection; keep it in `found` if it is one of ours. (pid, host) as the
-    control channel's HELLO tells them."""
+def _take(listener: Any, token: bytes, found: dict[bytes, tuple[Channel, int, str]]) -> None:
+    """Accept one connection; keep it in `found` if it is one of ours (the control
+    channel's HELLO also says the child's pid and host)."""
     channel = listener.accept(0)
     if channel is None:
-        return pid, host
+        return
     try:
         hello = channel.recv(_HELLO_TIMEOUT)
     except ChannelClosed:
@@ -212,15 +211,14 @@ def _take(listener: Any, token: bytes, found: dict[bytes, Channel], pid: int,
         if (role not in (_CONTROL, _MESSAGES) or role in found
                 or not hmac.compare_digest(bytes(hello[0]), token)):
             raise ValueError("not ours")
-        if role == _CONTROL:
-            pid, host = int(bytes(hello[2])), bytes(hello[3]).decode(errors="replace")
+        pid, host = (int(bytes(hello[2])), bytes(hello[3]).decode(errors="replace")) \
+            if role == _CONTROL else (0, "")
     except (ValueError, IndexError):
         channel.close()  # not ours (or a duplicate): say nothing to it
-        return pid, host
-    found[role] = channel
+        return
+    found[role] = (channel, pid, host)
     if role == _CONTROL:
         channel.send([_ACK])
-    return pid, host
 
 
 def _raise_start_failure(done: Future, name: str) -> None:
@@ -230,11 +228,6 @@ def _raise_start_failure(done: Future, name: str) -> None:
                            f"running the process")
     raise ProcessError(f"{name}.start(on=pool): the process could not start on a worker: "
                        f"{type(error).__name__}: {error}") from error
-
-
-def _close_all(channels: dict[bytes, Channel]) -> None:
-    for channel in channels.values():
-        channel.close()
 
 
 # -- the worker's side -------------------------------------------------------------------------

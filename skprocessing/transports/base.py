@@ -200,6 +200,16 @@ class Transport(ABC):
         their own (a pool's scheduler) call it first, so a backend that forks can still do
         so while that is safe. Idempotent; the default does nothing."""
 
+    def spec(self) -> str | Transport:
+        """What another process passes to `get_transport()` to reach the same transport: its
+        URL (never a key: that process takes its own), or else the transport itself."""
+        return getattr(self, "url", None) or self
+
+    def with_key(self, key: bytes | str) -> Transport:
+        """The same transport signing with `key` (for `Pool(key=...)`, `Share(key=...)`).
+        A backend that takes no key refuses it, saying so."""
+        raise ValueError(f"key= is for a network transport; {self!r} takes no key")
+
     def copy(self) -> Transport:
         """The same settings (address, options, key) as a transport of its own (pipes,
         ports, lifetime), for a user that must outlive this one's `close()`. The default,

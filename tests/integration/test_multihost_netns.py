@@ -1,15 +1,16 @@
 """Three hosts in one machine: a Pool head and two worker agents, each in its own network
 namespace, joined by veth pairs with private addresses; one host's link is cut mid-map.
 
-    namespace H (head)                      namespace A              namespace B
+    namespace C (head)                      namespace A              namespace B
     Pool(0, tcp://0.0.0.0:PORT, key)
-      hA 10.236.N.1/24 ─────── veth ─────── aH 10.236.N.2/24
-      hB 10.237.N.1/24 ─────── veth ───────────────────────────────── bH 10.237.N.2/24
+      10.238.N.1/24 ────────── veth ─────── 10.238.N.2/24
+      10.239.N.1/24 ────────── veth ────────────────────────────────── 10.239.N.2/24
                                             python -m skprocessing    python -m skprocessing
-                                              worker tcp://10.236.N.1   worker tcp://10.237.N.1
+                                              worker tcp://10.238.N.1   worker tcp://10.239.N.1
 
-The head maps slow items over both hosts; after some results, the test takes A's link
-down (`ip link set aH down` inside A). The head must notice within its heartbeat limit,
+(the `three_hosts` fixture, `tests/integration/conftest.py`). The head maps slow items over
+both hosts; after some results, the test takes A's link down (`ip link set ... down`
+inside A). The head must notice within its heartbeat limit,
 move A's in-flight items to B at no cost to them, and deliver every result exactly once.
 A's agent, cut off, stops its workers and gives up after `--give-up` seconds. Nothing is
 routed outside the namespaces; they are always deleted. Needs root and `ip netns`.
@@ -29,44 +30,12 @@ import threading
 import pytest
 
 from tests.conftest import wait_gone
-from tests.netns import expect_line, ip, netns_unavailable
+from tests.netns import expect_line, ip
 
 KEY = "multihost-test-key-3e7a41"
 PORT = 47100
 ITEMS = 300
 
-
-
-@pytest.fixture
-def three_hosts():  # the test using it starts processes and carries its own timeout
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    tag = f"{os.getpid() % 100000}"
-    n = os.getpid() % 250 + 1
-    h, a, b = f"skmH{tag}", f"skmA{tag}", f"skmB{tag}"
-    links = {"a": (f"skhA{tag}", f"skaH{tag}", f"10.236.{n}"),
-             "b": (f"skhB{tag}", f"skbH{tag}", f"10.237.{n}")}
-    try:
-        for ns in (h, a, b):
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-        for far, (head_end, far_end, net) in links.items():
-            ns = a if far == "a" else b
-            ip("link", "add", head_end, "type", "veth", "peer", "name", far_end)
-            ip("link", "set", head_end, "netns", h)
-            ip("link", "set", far_end, "netns", ns)
-            ip("-n", h, "addr", "add", f"{net}.1/24", "dev", head_end)
-            ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", far_end)
-            ip("-n", h, "link", "set", head_end, "up")
-            ip("-n", ns, "link", "set", far_end, "up")
-        yield {"h": h, "a": a, "b": b, "head_a": f"{links['a'][2]}.1",
-               "head_b": f"{links['b'][2]}.1", "dev_a": links["a"][1]}
-    finally:
-        for ns in (h, a, b):  # deleting a namespace deletes its veth ends
-            ip("netns", "del", ns, check=False)
-        for head_end, far_end, _ in links.values():
-            ip("link", "del", head_end, check=False)
 
 
 _HEAD = """
@@ -138,23 +107,23 @@ def test_a_map_across_two_hosts_survives_cutting_ones_link_each_result_once(thre
     head = agent_a = agent_b = None
     pids: list[int] = []
     try:
-        head, head_out, head_log = _spawn(three_hosts["h"], ["-c", textwrap.dedent(_HEAD).format(
+        head, head_out, head_log = _spawn(three_hosts["c"], ["-c", textwrap.dedent(_HEAD).format(
             port=PORT, items=ITEMS)])
         expect_line(head_out, "LISTENING", 30)
         worker_args = ["--workers", "2", "--heartbeat", "0.2", "--dead-after", "1.0",
                        "--log-every", "1"]
         agent_a, _, log_a = _spawn(three_hosts["a"], ["-m", "skprocessing", "worker",
-                                   f"tcp://{three_hosts['head_a']}:{PORT}", *worker_args,
+                                   f"tcp://{three_hosts['c_from_a']}:{PORT}", *worker_args,
                                    "--give-up", "4"])
         agent_b, _, log_b = _spawn(three_hosts["b"], ["-m", "skprocessing", "worker",
-                                   f"tcp://{three_hosts['head_b']}:{PORT}", *worker_args,
+                                   f"tcp://{three_hosts['c_from_b']}:{PORT}", *worker_args,
                                    "--give-up", "120"])
         assert expect_line(head_out, "WORKERS", 60) == "WORKERS 4"
         pids_a = _descendants(agent_a.pid) + [agent_a.pid]
         pids_b = _descendants(agent_b.pid) + [agent_b.pid]
         pids = [head.pid, *pids_a, *pids_b]
         expect_line(head_out, "CUT-NOW", 60)
-        ip("-n", three_hosts["a"], "link", "set", three_hosts["dev_a"], "down")
+        ip("-n", three_hosts["a"], "link", "set", three_hosts["link_a"], "down")
         report = json.loads(expect_line(head_out, "RESULT", 60).split(" ", 1)[1])
         expect_line(head_out, "CLOSED", 40)
 

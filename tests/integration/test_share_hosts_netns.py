@@ -6,8 +6,9 @@ two client hosts each increment one counter 10,000 times; the final value is exa
 `ip netns` (skipped with the reason otherwise).
 
     namespace C (coordinator)                namespace A             namespace B
-      cA 10.238.N.1/24 ─────── veth ────────  aC 10.238.N.2/24
-      cB 10.239.N.1/24 ─────── veth ──────────────────────────────── bC 10.239.N.2/24
+      10.238.N.1/24 ────────── veth ────────  10.238.N.2/24
+      10.239.N.1/24 ────────── veth ───────────────────────────────── 10.239.N.2/24
+    (the `three_hosts` fixture, `tests/integration/conftest.py`)
 """
 
 from __future__ import annotations

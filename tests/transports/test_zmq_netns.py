@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.netns import expect_line, ip, netns_unavailable
+from tests.netns import expect_line, ip, netns_unavailable, star
 
 HEARTBEAT, DEAD_AFTER = 0.2, 1.0
 LIMIT = DEAD_AFTER + 1.5
@@ -29,29 +29,12 @@ KEY = "netns-test-key-5b0f9d"
 
 @pytest.fixture
 def two_hosts():  # the tests using it start processes and carry their own timeouts
+    """Namespaces a and b on one veth pair (keys: a, b, a_from_b, link_b)."""
     reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
-    tag = f"{os.getpid() % 100000}"
-    a, b = f"skpA{tag}", f"skpB{tag}"
-    va, vb = f"skpa{tag}", f"skpb{tag}"
-    net = f"10.233.{os.getpid() % 250 + 1}"
-    try:
-        ip("netns", "add", a)
-        ip("netns", "add", b)
-        ip("link", "add", va, "type", "veth", "peer", "name", vb)
-        ip("link", "set", va, "netns", a)
-        ip("link", "set", vb, "netns", b)
-        ip("-n", a, "addr", "add", f"{net}.1/24", "dev", va)
-        ip("-n", b, "addr", "add", f"{net}.2/24", "dev", vb)
-        for ns, dev in ((a, va), (b, vb)):
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "link", "set", dev, "up")
-        yield {"a": a, "b": b, "va": va, "vb": vb, "addr_a": f"{net}.1"}
-    finally:
-        ip("netns", "del", a, check=False)  # deleting a namespace deletes its veth end
-        ip("netns", "del", b, check=False)
-        ip("link", "del", va, check=False)
+    with star("skp", "a", ("b",), 233) as hosts:
+        yield hosts
 
 
 _LISTENER = """
@@ -111,18 +94,18 @@ def _spawn(ns: str, source: str, dead: float = DEAD_AFTER, hb: float = HEARTBEAT
 @pytest.mark.parametrize("hb, dead, limit", [(HEARTBEAT, DEAD_AFTER, LIMIT), (1.0, 4.0, 5.0)],
                          ids=["short", "defaults"])
 def test_cut_link_is_detected_on_both_sides(two_hosts, hb, dead, limit):
-    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead, hb, addr=two_hosts["addr_a"])
+    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead, hb, addr=two_hosts["a_from_b"])
     worker = None
     try:
         expect_line(head_out, "LISTENING", 20)
-        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead, hb, addr=two_hosts["addr_a"])
+        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead, hb, addr=two_hosts["a_from_b"])
         expect_line(worker_out, "CONNECTED", 30)
         expect_line(head_out, "ACCEPTED", 10)
         expect_line(worker_out, "ECHO", 10)
         time.sleep(3 * hb)  # live traffic and heartbeats: nobody is declared dead
         expect_line(worker_out, "ECHO", 5)
         cut = time.time()
-        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["link_b"], "down")
         for out in (head_out, worker_out):
             line = expect_line(out, "CLOSED", limit + 5)
             detected_after = float(line.split()[1]) - cut
@@ -137,15 +120,15 @@ def test_cut_link_is_detected_on_both_sides(two_hosts, hb, dead, limit):
 @pytest.mark.timeout(120)
 def test_a_short_blip_is_survived_without_loss(two_hosts):
     dead = 3.0
-    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead=dead, addr=two_hosts["addr_a"])
+    head, head_out = _spawn(two_hosts["a"], _LISTENER, dead=dead, addr=two_hosts["a_from_b"])
     worker = None
     try:
         expect_line(head_out, "LISTENING", 20)
-        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead=dead, addr=two_hosts["addr_a"])
+        worker, worker_out = _spawn(two_hosts["b"], _CONNECTOR, dead=dead, addr=two_hosts["a_from_b"])
         expect_line(worker_out, "ECHO", 30)
-        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "down")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["link_b"], "down")
         time.sleep(0.5)
-        ip("-n", two_hosts["b"], "link", "set", two_hosts["vb"], "up")
+        ip("-n", two_hosts["b"], "link", "set", two_hosts["link_b"], "up")
         # The echo loop checks every answer: it goes on only if nothing was lost.
         last = int(expect_line(worker_out, "ECHO", 15).split()[1])
         time.sleep(dead + 1)

@@ -81,7 +81,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._running = True
         self._stopped = threading.Event()  # the loop is over
         self._done = threading.Event()  # and its transport closed, if it was the pool's
-        self._spec = getattr(transport, "url", None) or transport.name
+        self._spec = transport.spec()
         self._token = codec.token()
         self._acceptor = Acceptor(self._listener, codec, self._admit)
         self._acceptor.start()

@@ -334,10 +334,7 @@ def _transport(spec: str | Transport | None, key: bytes | str | None) -> tuple[T
     object, nor the process-wide default (shared by everything that names no transport)."""
     transport = get_transport(spec)
     if key is not None:
-        with_key = getattr(transport, "with_key", None)
-        if with_key is None:
-            raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
-        transport = with_key(key)
+        transport = transport.with_key(key)
     owned = transport is not spec and transport is not get_transport("local://")
     return transport, owned
 

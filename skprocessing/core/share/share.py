@@ -135,7 +135,7 @@ class _Owner:
                 self.stop(5.0)
             self.transport, self.bind = _resolve_transport(pool, None)
             self.client.transport = self.transport
-            self.client.transport_spec = getattr(self.transport, "url", None) or self.transport
+            self.client.transport_spec = self.transport.spec()
             if self.sent:
                 warnings.warn("a Share() sent to a Pool on a network transport moved onto that "
                               "pool's transport; copies sent earlier to other processes lost "
@@ -154,10 +154,7 @@ def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, s
     else:
         transport = get_transport(spec)
     if key is not None:
-        with_key = getattr(transport, "with_key", None)
-        if with_key is None:
-            raise ValueError(f"key= is for a network transport; {transport!r} takes no key")
-        transport = with_key(key)
+        transport = transport.with_key(key)
     return transport, bind
 
 
@@ -232,8 +229,7 @@ class Share:
                  serializer: Any = None, key: bytes | str | None = None,
                  advertise: str | list[str] | None = None):
         backend, bind = _resolve_transport(transport, key)
-        spec = transport if transport is None or isinstance(transport, str) else \
-            getattr(backend, "url", None) or backend
+        spec = transport if transport is None or isinstance(transport, str) else backend.spec()
         client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
         register_client(client)
         owner = _Owner(backend, client, bind, advertise)
