@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -43,3 +46,33 @@ def run_script(source: str, timeout: float = 60.0, **kwargs):
     import textwrap
     return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
                           text=True, timeout=timeout, **kwargs)
+
+
+def sigint_raises() -> None:
+    """`preexec_fn` for a child that must turn SIGINT into KeyboardInterrupt, as a script
+    run from a terminal does. A job started in the background (`cmd &`, some CI runners)
+    inherits SIGINT ignored, and Python then installs no handler for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c():
+    """`ctrl_c(ready)`: press Ctrl-C in this process once `ready()` holds (checked from a
+    thread, for at most a minute), as a user at the terminal would. SIGINT raises
+    KeyboardInterrupt for the test even when pytest itself runs with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = threading.Event()
+
+    def press(ready: Callable[[], bool]) -> None:
+        def wait_then_press() -> None:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                if ready():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+                time.sleep(0.01)
+        threading.Thread(target=wait_then_press, daemon=True).start()
+
+    yield press
+    stop.set()
+    signal.signal(signal.SIGINT, previous)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import threading
 import time
 
 import pytest
@@ -122,34 +121,31 @@ def test_pool_wide_timeout_default():
         assert pool.map(square, [3]) == [9]
 
 
-def test_ctrl_c_cancels_the_map_and_kills_its_workers(assert_reaped):
+def mark_then_sleep(folder):
+    def fn(x):
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        time.sleep(60)
+    return fn
+
+
+def test_ctrl_c_cancels_the_map_and_kills_its_workers(assert_reaped, ctrl_c, tmp_path):
     with Pool(2) as pool:
         pool.map(square, [1])
-        busy = pool.worker_pids
-        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                pool.map(sleep_on_two, [2, 2, 2, 2])
-        finally:
-            timer.cancel()
-        for pid in busy:
+        ctrl_c(lambda: os.listdir(tmp_path))  # once a worker runs an item
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(mark_then_sleep(str(tmp_path)), [2, 2, 2, 2], chunksize=1)
+        for pid in map(int, os.listdir(tmp_path)):
             assert_reaped(pid)  # the workers running the cancelled items are gone
         assert pool.map(square, range(4)) == [0, 1, 4, 9]
 
 
-def test_ctrl_c_in_imap_cancels_it(assert_reaped):
+def test_ctrl_c_in_imap_cancels_it(assert_reaped, ctrl_c, tmp_path):
     with Pool(2) as pool:
-        results = pool.imap(sleep_on_two, [2, 2])
-        busy = pool.worker_pids
-        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                next(results)
-        finally:
-            timer.cancel()
-        for pid in busy:
+        results = pool.imap(mark_then_sleep(str(tmp_path)), [2, 2], chunksize=1)
+        ctrl_c(lambda: os.listdir(tmp_path))
+        with pytest.raises(KeyboardInterrupt):
+            next(results)
+        for pid in map(int, os.listdir(tmp_path)):
             assert_reaped(pid)
         assert pool.map(square, [5]) == [25]
 

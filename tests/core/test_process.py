@@ -14,7 +14,7 @@ import pytest
 from skprocessing import (OnFinishError, ProcessDiedError, ProcessTimeoutError,
                           ResultError, ResultTimeoutError, RunError, SerializationError,
                           Skprocess, StateError)
-from tests.conftest import pid_alive, run_script, wait_gone
+from tests.conftest import pid_alive, run_script, sigint_raises, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -414,7 +414,7 @@ def test_ctrl_c_in_the_parent_leaves_no_orphans():
     import subprocess
     import sys
     parent = subprocess.Popen([sys.executable, "-c", FOREVER_PARENT.format(then="p.wait()")],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, preexec_fn=sigint_raises)
     try:
         child = int(parent.stdout.readline())
         parent.send_signal(signal.SIGINT)
