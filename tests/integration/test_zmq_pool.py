@@ -48,6 +48,12 @@ def _until(check, timeout: float = 20.0) -> bool:
     return False
 
 
+def _unchanged_for(counter: list[int], seconds: float) -> bool:
+    before = counter[0]
+    time.sleep(seconds)
+    return counter[0] == before
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -375,14 +381,13 @@ def test_imap_over_an_endless_generator_reads_only_a_bounded_window_ahead():
         results = pool.imap(abs, endless())
         for _ in range(50_000):
             next(results)
-        time.sleep(0.5)  # give the scheduler every chance to read further
+        # Nobody reads now, so the feeder must stop: wait until it has (a busy machine
+        # may take a while to fill the window), then check where it stopped.
+        assert _until(lambda: _unchanged_for(produced, 0.5), 60), "the input is read on and on"
         window = max(pool.workers, 4) * pool._scheduler.credits * MAX_CHUNK * 2
         # The window counts from the last chunk the caller finished (the one it is in may
         # be a chunk behind), and the chunk being cut when it filled may overshoot it.
         assert produced[0] - 50_000 <= window + 2 * MAX_CHUNK, (produced[0], window)
-        ahead = produced[0]
-        time.sleep(0.5)
-        assert produced[0] == ahead  # nobody reads: the head reads no further
 
 
 @pytest.mark.timeout(120)

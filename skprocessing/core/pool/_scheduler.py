@@ -112,13 +112,18 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         handles = [s.handle for s in list(self._slots.values())] + list(self._starting.values())
         return [h.pid for h in handles if h is not None and h.pid is not None]
 
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """A snapshot taken by the scheduler thread (see `Pool.status`)."""
+    def status(self, timeout: float = 60.0) -> dict[str, Any]:
+        """A snapshot taken by the scheduler thread (see `Pool.status`). A busy machine
+        may delay the answer; only a loop that has ended, or `timeout`, makes it fail."""
         box: dict[str, Any] = {}
         done = threading.Event()
         self._command("status", box, done)
-        if not done.wait(timeout):
-            raise StateError("the pool's scheduler did not answer (is the pool closed?)")
+        deadline = time.monotonic() + timeout
+        while not done.wait(0.05):
+            if self._stopped.is_set() and not done.is_set():
+                raise StateError("the pool's scheduler has ended (the pool is closed or failed)")
+            if time.monotonic() >= deadline:
+                raise StateError(f"the pool's scheduler did not answer within {timeout:g}s")
         return box
 
     def _admit(self, channel: Channel, hello: tuple) -> None:
