@@ -16,8 +16,9 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from numbers import Real
 from typing import Any, Generic, TypeVar
+
+from .._seconds import seconds as check_seconds
 
 __all__ = ["modifiable", "Modifiable", "run_in_thread"]
 
@@ -55,9 +56,7 @@ class Modifiable(Generic[T]):
 
     def timeout(self, seconds: float) -> Modifiable[T]:
         """Raise `ResultTimeoutError` if the call has not finished after `seconds`."""
-        if isinstance(seconds, bool) or not isinstance(seconds, Real) or seconds < 0:
-            raise TypeError(f"timeout must be a non-negative number of seconds, got {seconds!r}")
-        return Modifiable(self._call, float(seconds), self._mode)
+        return Modifiable(self._call, check_seconds(".timeout()", seconds, zero=True), self._mode)
 
     def background(self) -> Modifiable[Future[T]]:
         """Return a `concurrent.futures.Future` at once instead of blocking."""

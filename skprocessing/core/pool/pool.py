@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..._seconds import seconds
 from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
@@ -142,7 +143,7 @@ class Pool(_Maps):
             _positive_int("workers", workers)
         if prefetch is not None:
             _positive_int("prefetch", prefetch)
-        _check_options(chunksize, timeout, retries)
+        timeout = _check_options(chunksize, timeout, retries)
         self._pool = self
         self._star = False
         self._defaults = (chunksize, timeout, retries)
@@ -217,6 +218,7 @@ class Pool(_Maps):
         An `imap` nobody reads any more cannot finish: it is cancelled, and reading it
         later raises `StateError`. With a `timeout`, whatever still runs after that many
         seconds is ended as by `terminate()`."""
+        timeout = seconds("Pool.close(timeout)", timeout, zero=True)
         with self._lock:
             if self._state is not PoolState.OPEN:
                 return
@@ -287,7 +289,7 @@ class Pool(_Maps):
         chunksize = default_chunksize if chunksize is None else chunksize
         timeout = default_timeout if timeout is None else timeout
         retries = default_retries if retries is None else retries
-        _check_options(chunksize, timeout, retries)
+        timeout = _check_options(chunksize, timeout, retries)
         try:
             # Once per call, not per item; as bytes, since FUNC messages embed it.
             with bound_for(self):  # a Share in a closure serves where the workers reach it
@@ -344,11 +346,11 @@ def _positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_options(chunksize: Any, timeout: Any, retries: Any) -> None:
+def _check_options(chunksize: Any, timeout: Any, retries: Any) -> float | None:
+    """Check a map's options; the per-item timeout comes back as seconds or None."""
     if chunksize is not None:
         _positive_int("chunksize", chunksize)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = seconds("timeout (per item)", timeout)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an int of 0 or more, got {retries!r}")
+    return timeout
