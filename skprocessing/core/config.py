@@ -5,20 +5,11 @@ Values are checked when assigned, so a bad setting fails on the line that made i
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 
+from .._seconds import seconds as _seconds
+
 __all__ = ["ProcessConfig", "TimeoutConfig"]
-
-
-def _seconds(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
 
 
 class TimeoutConfig:

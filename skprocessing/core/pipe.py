@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from .._seconds import seconds
 from ..errors import PipeEndpointError
 from ..serializers.codec import Codec
 from ..transports import get_transport
@@ -60,6 +61,7 @@ class _End:
         Raises EOFError (ChannelClosed) when the other end is gone."""
         if not self._can_recv:
             raise PipeEndpointError(f"this one-way pipe's {self._role} only sends")
+        timeout = seconds("Pipe.recv(timeout)", timeout, zero=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         channel = self._channel or self._connect(timeout)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -70,6 +72,7 @@ class _End:
 
     def poll(self, timeout: float | None = 0.0) -> bool:
         """True when `recv()` would not block."""
+        timeout = seconds("Pipe.poll(timeout)", timeout, zero=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         channel = self._channel or self._connect(timeout)
         return channel.poll(None if deadline is None else max(0.0, deadline - time.monotonic()))

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from .._seconds import seconds
 from ..errors import (ChannelClosed, ProcessDiedError, ProcessError, RemoteTraceback,
                       ResultTimeoutError, StateError)
 from ..serializers.codec import Codec
@@ -239,6 +240,7 @@ class Skprocess:
         if on is not None and transport is not None:
             raise ValueError(f"{type(self).__qualname__}.start(): give transport= or on=, not both "
                              f"(on=pool runs it with the pool's transport)")
+        timeout = seconds(f"{type(self).__qualname__}.start(timeout)", timeout)
         codec = Codec(serializer)
         with bound_for(on):  # a Share among the attributes serves where the worker reaches it
             payload = [_picklable(f) for f in codec.serializer.dumps(self)]  # names a failing path
@@ -310,6 +312,7 @@ class Skprocess:
     def wait(self, timeout: float | None = None, *, _modifier_timeout: float | None = None) -> bool:
         """Wait for the process to end; False if it is still running after `timeout`."""
         self._parent_link("wait")
+        timeout = seconds(f"{type(self).__qualname__}.wait(timeout)", timeout, zero=True)
         limit = _earliest(timeout, _modifier_timeout)
         done = self._collect(limit)
         if not done and _modifier_timeout is not None and (timeout is None or _modifier_timeout <= timeout):
@@ -347,6 +350,7 @@ class Skprocess:
     def listen(self, timeout: float | None = None, *, _modifier_timeout: float | None = None) -> Any:
         """The next object the other side told; None after `timeout` or once it is gone."""
         link = self._link("listen")
+        timeout = seconds(f"{type(self).__qualname__}.listen(timeout)", timeout, zero=True)
         limit = _earliest(timeout, _modifier_timeout)
         try:
             if isinstance(link, _ParentLink):

@@ -84,6 +84,16 @@ class ResultIterator:
     def __iter__(self) -> ResultIterator:
         return self
 
+    def __enter__(self) -> ResultIterator:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close(kill=True)
+
+    def ready(self) -> bool:
+        """True when `next()` would return (or raise) without waiting."""
+        return self._pos < len(self._values)
+
     def __next__(self) -> Any:
         while self._pos >= len(self._values):
             self._advance()
@@ -130,11 +140,12 @@ class ResultIterator:
         self._pool._forget(self._call)
 
     def close(self, kill: bool = False) -> None:
-        """Stop early: the rest of the call is cancelled (with `kill`, the workers running
-        its items now are replaced rather than left to finish them)."""
+        """Stop early: the rest of the call is cancelled at once (no more of the input is
+        read; with `kill`, the workers running its items now are replaced rather than
+        left to finish them). Leaving a `with` block closes it with `kill`."""
         if not self._finished:
             if not self._call.done:
-                self._pool._cancel(self._call, kill=kill)
+                self._pool._abort(self._call, kill=kill)
             self._finish()
 
     def __del__(self) -> None:

@@ -14,6 +14,7 @@ scheduler (`_scheduler.py`) does the work.
 from __future__ import annotations
 
 import enum
+from concurrent.futures import CancelledError
 import itertools
 import os
 import threading
@@ -21,12 +22,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..._seconds import seconds
 from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Transport
 from .._destination import bound_for
-from ..modifiers import modifiable
+from ..modifiers import Cancel, modifiable
 from ..process import Skprocess
 from ._call import Call
 from ._chunks import MAX_CHUNK, Profile
@@ -52,50 +54,63 @@ class _Maps:
     _pool: Pool
     _star: bool
 
-    @modifiable
+    @modifiable(cancellable=True)
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
             timeout: float | None = None, retries: int | None = None,
-            _modifier_timeout: float | None = None) -> list:
+            _modifier_timeout: float | None = None, _modifier_cancel: Cancel | None = None) -> list:
         """`[fn(item) for item in items]`, in input order, run on the workers.
 
+        `fn`: any callable (a lambda, a closure, a bound method, an `Skprocess` subclass).
         `chunksize`: items sent per message (default: automatic). `timeout`: seconds per
-        item; an item that runs over fails with `ProcessTimeoutError` and its worker is
-        replaced (items are then sent one at a time, whatever `chunksize` says).
-        `retries`: how often an item whose worker died is tried again.
+        item (None or math.inf: no limit); an item that runs over fails with
+        `ProcessTimeoutError` naming it, and its worker is replaced (items are then sent
+        one at a time, whatever `chunksize` says). `retries`: how often an item whose
+        worker died is tried again (default 0). The pool's own `chunksize`, `timeout` and
+        `retries` are the defaults.
+
         Raises the first task error to arrive (its type, with the worker's traceback as
         `__cause__`), `ProcessDiedError` for an item whose worker died, `SerializationError`
         naming the item, `ResultTimeoutError` from `.timeout(s)` (the whole call), and
-        `StateError` on a closed pool.
+        `StateError` on a closed pool. `.background()` / `.asynced()`: cancelling the
+        Future or the awaiting task stops the call (no queued item starts).
         """
         return self._pool._run("map", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout)
+                               _modifier_timeout, _modifier_cancel)
 
-    @modifiable
+    @modifiable(cancellable=True)
     def unordered_map(self, fn: Callable[..., Any], items: Iterable[Any], *,
                       chunksize: int | None = None, timeout: float | None = None,
-                      retries: int | None = None, _modifier_timeout: float | None = None) -> list:
-        """Like `map`, but the list is in completion order."""
+                      retries: int | None = None, _modifier_timeout: float | None = None,
+                      _modifier_cancel: Cancel | None = None) -> list:
+        """Like `map` (the same arguments and errors), but the list is in completion
+        order: the fastest items first."""
         return self._pool._run("unordered_map", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout)
+                               retries, _modifier_timeout, _modifier_cancel)
 
-    @modifiable
+    @modifiable(iterator=True)
     def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
              timeout: float | None = None, retries: int | None = None,
-             _modifier_timeout: float | None = None) -> ResultIterator:
-        """An iterator of results in input order, streaming: the input is read lazily (a
-        window of items ahead of the reader) and results arrive while items are still
-        being sent. A task's error is raised at its position; iteration may go on."""
+             _modifier_timeout: float | None = None,
+             _modifier_cancel: Cancel | None = None) -> ResultIterator:
+        """An iterator of results in input order, streaming: the input is read lazily (at
+        most a window of items, and of `READ_AHEAD_BYTES`, ahead of the reader) and results
+        arrive while items are still being sent. The same arguments as `map`. A task's
+        error is raised at its position; iteration may go on. `close()` it, or use it as
+        a context manager (`with pool.imap(...) as results:`), to stop early: nothing
+        more of the input is read. `.timeout(s)` bounds the whole iteration.
+        `.background()`: a Future of the list. `.asynced()`: `await` it for the list, or
+        `async for result in pool.imap.asynced()(fn, items)` to stream."""
         return self._pool._run("imap", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout)
+                               _modifier_timeout, _modifier_cancel)
 
-    @modifiable
+    @modifiable(iterator=True)
     def unordered_imap(self, fn: Callable[..., Any], items: Iterable[Any], *,
                        chunksize: int | None = None, timeout: float | None = None,
-                       retries: int | None = None,
-                       _modifier_timeout: float | None = None) -> ResultIterator:
-        """Like `imap`, in completion order."""
+                       retries: int | None = None, _modifier_timeout: float | None = None,
+                       _modifier_cancel: Cancel | None = None) -> ResultIterator:
+        """Like `imap` (the same arguments, errors and modifiers), in completion order."""
         return self._pool._run("unordered_imap", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout)
+                               retries, _modifier_timeout, _modifier_cancel)
 
 
 class _StarMaps(_Maps):
@@ -142,7 +157,7 @@ class Pool(_Maps):
             _positive_int("workers", workers)
         if prefetch is not None:
             _positive_int("prefetch", prefetch)
-        _check_options(chunksize, timeout, retries)
+        timeout = _check_options(chunksize, timeout, retries)
         self._pool = self
         self._star = False
         self._defaults = (chunksize, timeout, retries)
@@ -217,6 +232,7 @@ class Pool(_Maps):
         An `imap` nobody reads any more cannot finish: it is cancelled, and reading it
         later raises `StateError`. With a `timeout`, whatever still runs after that many
         seconds is ended as by `terminate()`."""
+        timeout = seconds("Pool.close(timeout)", timeout, zero=True)
         with self._lock:
             if self._state is not PoolState.OPEN:
                 return
@@ -269,8 +285,10 @@ class Pool(_Maps):
     # -- internals ---------------------------------------------------------------------------
     def _run(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
              chunksize: int | None, timeout: float | None, retries: int | None,
-             seconds: float | None) -> Any:
+             seconds: float | None, cancel: Cancel | None = None) -> Any:
         call = self._submit(mode, star, fn, items, chunksize, timeout, retries)
+        if cancel is not None:  # .background() / .asynced(): cancelling the Future stops it
+            cancel.bind(lambda: self._abort(call))
         ordered = not mode.startswith("unordered")
         if mode in _LISTS:
             return collect(self, call, ordered, seconds)
@@ -287,7 +305,7 @@ class Pool(_Maps):
         chunksize = default_chunksize if chunksize is None else chunksize
         timeout = default_timeout if timeout is None else timeout
         retries = default_retries if retries is None else retries
-        _check_options(chunksize, timeout, retries)
+        timeout = _check_options(chunksize, timeout, retries)
         try:
             # Once per call, not per item; as bytes, since FUNC messages embed it.
             with bound_for(self):  # a Share in a closure serves where the workers reach it
@@ -317,6 +335,12 @@ class Pool(_Maps):
     def _cancel(self, call: Call, kill: bool) -> None:
         self._scheduler.cancel(call, kill)
 
+    def _abort(self, call: Call, kill: bool = True) -> None:
+        """Cancel `call` from any thread, and wake whoever waits for it (with
+        `CancelledError`): a cancelled Future or task, a closed iterator."""
+        self._cancel(call, kill)
+        call.fail(CancelledError(f"{call.name} was cancelled"))
+
     def _forget(self, call: Call) -> None:
         profile = call.planner.profile
         with self._lock:
@@ -344,11 +368,11 @@ def _positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def _check_options(chunksize: Any, timeout: Any, retries: Any) -> None:
+def _check_options(chunksize: Any, timeout: Any, retries: Any) -> float | None:
+    """Check a map's options; the per-item timeout comes back as seconds or None."""
     if chunksize is not None:
         _positive_int("chunksize", chunksize)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = seconds("timeout (per item)", timeout)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an int of 0 or more, got {retries!r}")
+    return timeout

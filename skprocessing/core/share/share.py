@@ -28,6 +28,7 @@ import warnings
 import weakref
 from typing import Any
 
+from ..._seconds import seconds
 from ...errors import StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
@@ -246,8 +247,8 @@ class Share:
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the coordinator, keeping the objects here; False if it had to be killed
-        after `timeout` seconds."""
-        return self._owner("stop").stop(timeout)
+        after `timeout` seconds (None or math.inf: wait as long as it takes)."""
+        return self._owner("stop").stop(seconds("Share.stop(timeout)", timeout, zero=True))
 
     def exit(self, timeout: float = 5.0) -> bool:
         """The same as `stop()`."""

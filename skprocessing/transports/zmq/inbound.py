@@ -34,6 +34,11 @@ __all__ = ["Inbound", "log"]
 log = logging.getLogger("skprocessing.transports.zmq")
 _BATCH = 256  # messages read from one socket before looking at the others
 _SMALL = 1 << 16  # frames below this are copied to bytes; larger ones stay zero-copy
+# A new peer's message that fails the check: the signature cannot say more, but this is
+# what a user meets when one side's key differs, so the line says what to do.
+WRONG_KEY = ("bad signature (a worker or client is trying to connect with a different key: "
+             "give every side the same key, the same key file, key= text or SKPROCESSING_KEY; "
+             "or a session left from an earlier run at this address, which ends by itself)")
 
 
 class Inbound:
@@ -64,7 +69,8 @@ class Inbound:
             return self._drop(port, msg, "unknown sender (no handshake)")
         prefix = link.prefix if link is not None else rid + NO_SESSION
         late = link is None and rid in port.ended  # e.g. a PING that crossed our BYE
-        parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late)
+        parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late,
+                              handshake=link is None and not late)
         if parsed is None:
             return
         kind, seq, extra = parsed
@@ -97,13 +103,16 @@ class Inbound:
         self._on_link_message(link, msg, kind, seq, extra)
 
     def _verify(self, port: Port, msg: list, signature: zmq.Frame, envelope: zmq.Frame,
-                payload: list, prefix: bytes, late: bool = False) -> tuple[int, int, dict | None] | None:
+                payload: list, prefix: bytes, late: bool = False,
+                handshake: bool = False) -> tuple[int, int, dict | None] | None:
         # The signature is checked before anything reads the envelope or the payload.
         buffers = [f.buffer for f in payload]
         if not port.signer.verify(signature.buffer, prefix, envelope.buffer, buffers):
             if late:
                 port.stats["late message of an ended session"] += 1
                 return None
+            if handshake:
+                return self._drop(port, msg, WRONG_KEY)
             return self._drop(port, msg, "bad signature (unsigned, tampered, or a wrong key)")
         try:
             return unpack_envelope(envelope.buffer, buffers)

@@ -5,11 +5,12 @@ authenticate. Every message carries an HMAC-SHA256 over all of its frames (see
 `protocol.py` for what exactly is signed); the signature is checked with a constant-time
 compare before anything else reads the message.
 
-Key sources, first found wins:
+Key sources, first found wins; each is read through `normalise_key` (surrounding
+whitespace, such as the newline `print(...) > skprocessing.key` writes, is not part of
+the key), so the same key reaches every side whichever way it is given:
     1. `key=` given to `ZmqTransport` (bytes or str)
-    2. `key_file=` (URL option `?key_file=/path`, the agent's `--key-file`): the file's
-       text, stripped of surrounding whitespace
-    3. the environment variable `SKPROCESSING_KEY` (its text)
+    2. `key_file=` (URL option `?key_file=/path`, the agent's `--key-file`): the file
+    3. the environment variable `SKPROCESSING_KEY`
     4. in a child started by `ZmqTransport.start()`: the parent transport's key, handed
        over the launcher's private socket (so `get_transport(url)` in a child just works)
 
@@ -37,7 +38,7 @@ import zmq.utils.z85
 
 from ...errors import TransportError
 
-__all__ = ["KEY_ENV", "load_key", "generate_key", "check_reach", "is_loopback", "Signer", "apply_curve",
+__all__ = ["KEY_ENV", "load_key", "normalise_key", "generate_key", "check_reach", "is_loopback", "Signer", "apply_curve",
            "SessionGuard", "curve_keys", "HOW_TO_MAKE_A_KEY", "inherit_key", "process_key"]
 
 KEY_ENV = "SKPROCESSING_KEY"
@@ -46,9 +47,11 @@ HOW_TO_MAKE_A_KEY = (
     "make a key once and give it to the head and to every worker host:\n"
     "    python -c \"import secrets; print(secrets.token_hex(32))\" > skprocessing.key\n"
     "    chmod 600 skprocessing.key\n"
-    "then pass key=open('skprocessing.key').read() (or the URL option ?key_file=skprocessing.key),\n"
-    "`--key-file skprocessing.key` to `python -m skprocessing worker`, "
-    f"or set the environment variable {KEY_ENV}")
+    "then give the same key to every side: on the head key=open('skprocessing.key').read()\n"
+    "(or the URL option ?key_file=skprocessing.key), on a worker host\n"
+    "    python -m skprocessing worker tcp://HEAD:PORT --key-file skprocessing.key\n"
+    f"or set the environment variable {KEY_ENV} to the file's text everywhere\n"
+    "(surrounding whitespace, such as the file's final newline, is ignored)")
 
 
 def generate_key() -> bytes:
@@ -56,22 +59,32 @@ def generate_key() -> bytes:
     return secrets.token_hex(32).encode()
 
 
+def normalise_key(key: bytes | str) -> bytes:
+    """The key as every source gives it: bytes (text as UTF-8), without surrounding
+    whitespace. Every place a key is read goes through this one function."""
+    data = key.encode() if isinstance(key, str) else bytes(key)
+    return data.strip()
+
+
 def load_key(key: bytes | str | None = None, key_file: str | None = None,
              environ: dict[str, str] | None = None) -> bytes | None:
     """The key from the first source that has one (see the module docstring), or None."""
-    if key:
-        return key.encode() if isinstance(key, str) else bytes(key)
+    if key is not None and len(key):
+        data = normalise_key(key)
+        if not data:
+            raise TransportError(f"the key given is only whitespace; {HOW_TO_MAKE_A_KEY}")
+        return data
     if key_file:
         try:
             with open(os.path.expanduser(key_file), "rb") as f:
-                data = f.read().strip()
+                data = normalise_key(f.read())
         except OSError as exc:
             raise TransportError(f"cannot read the key file {key_file}: {exc}") from exc
         if not data:
             raise TransportError(f"the key file {key_file} is empty; {HOW_TO_MAKE_A_KEY}")
         return data
-    value = (os.environ if environ is None else environ).get(KEY_ENV, "").strip()
-    return value.encode() if value else _inherited_key
+    value = normalise_key((os.environ if environ is None else environ).get(KEY_ENV, ""))
+    return value or _inherited_key
 
 
 _inherited_key: bytes | None = None  # the parent's configured key (start() children)
