@@ -26,6 +26,9 @@ ECHOES = 5000
 
 
 class NoOp(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 1
+
     def __run__(self):
         pass
 

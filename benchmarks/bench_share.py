@@ -61,6 +61,7 @@ def optional(module: str):
 
 class Count(Skprocess):
     def __init__(self, share, ops: int):
+        self.process_config.runs = 1
         self.share, self.ops = share, ops
 
     def __run__(self):
@@ -71,6 +72,7 @@ class Count(Skprocess):
 
 class Append(Skprocess):
     def __init__(self, share, ops: int):
+        self.process_config.runs = 1
         self.share, self.ops = share, ops
 
     def __run__(self):
@@ -107,6 +109,7 @@ class Timed(Skprocess):
     """Connects, says "ready", counts on "go", says "done", ends on "bye"."""
 
     def __init__(self, share, ops: int):
+        self.process_config.runs = 1
         self.share, self.ops = share, ops
 
     def __run__(self):

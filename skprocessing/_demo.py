@@ -40,6 +40,7 @@ class Flaky(Skprocess):
     """A retry: the first attempt fails; the second, with the state the first left, succeeds."""
 
     def __init__(self):
+        self.process_config.runs = 1
         self.process_config.lives = 2
         self.attempts = 0
 
@@ -56,6 +57,7 @@ class Slow(Skprocess):
     """A timeout: `__run__` sleeps for 10 s under a 0.2 s limit."""
 
     def __init__(self):
+        self.process_config.runs = 1
         self.process_config.timeouts.run = 0.2
 
     def __run__(self):

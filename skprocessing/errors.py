@@ -88,11 +88,14 @@ class ErrorHandlerError(ProcessError):
 
 
 class ProcessTimeoutError(ProcessError):
-    """A lifecycle section ran longer than its configured timeout."""
+    """A lifecycle section ran longer than its configured timeout. `section` names the hook
+    (`"__run__"`, `"__prerun__"`, ...; a pool item's function counts as `"__run__"`)."""
 
     def __init__(self, message: str = "", *, section: str | None = None,
                  timeout: float | None = None, current_run: int | None = None):
         super().__init__(message, current_run=current_run)
+        if section in SECTION_ERRORS:  # a bare section name: say it as the hook is called
+            section = f"__{section}__"
         self.section = section
         self.timeout = timeout
 

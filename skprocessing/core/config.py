@@ -17,9 +17,12 @@ class TimeoutConfig:
 
     SECTIONS = ("prerun", "run", "postrun", "onfinish", "result", "error")
 
-    def __init__(self) -> None:
-        for section in self.SECTIONS:
-            object.__setattr__(self, section, None)
+    def __init__(self, prerun: float | None = None, run: float | None = None,
+                 postrun: float | None = None, onfinish: float | None = None,
+                 result: float | None = None, error: float | None = None) -> None:
+        given = (prerun, run, postrun, onfinish, result, error)
+        for section, value in zip(self.SECTIONS, given):
+            setattr(self, section, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in self.SECTIONS:
@@ -29,6 +32,11 @@ class TimeoutConfig:
     def get(self, section: str) -> float | None:
         return getattr(self, section)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TimeoutConfig):
+            return NotImplemented
+        return all(self.get(s) == other.get(s) for s in self.SECTIONS)
+
     def __repr__(self) -> str:
         return f"TimeoutConfig({', '.join(f'{s}={self.get(s)}' for s in self.SECTIONS)})"
 
@@ -37,11 +45,18 @@ class ProcessConfig:
     """`runs` (None: until `stop()`), `join_in` (seconds of running time, or None),
     `lives` (attempts in all; 1 means no retry) and `timeouts` (per section)."""
 
-    def __init__(self) -> None:
-        self._runs: int | None = 1
-        self._join_in: float | None = None
-        self._lives = 1
-        self.timeouts = TimeoutConfig()
+    def __init__(self, runs: int | None = None, join_in: float | None = None, lives: int = 1,
+                 timeouts: TimeoutConfig | None = None) -> None:
+        self.runs = runs          # the documented defaults: until stop(), no time limit,
+        self.join_in = join_in    # no retry, no section timeouts
+        self.lives = lives
+        self.timeouts = TimeoutConfig() if timeouts is None else timeouts
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProcessConfig):
+            return NotImplemented
+        return (self.runs, self.join_in, self.lives, self.timeouts) == \
+            (other.runs, other.join_in, other.lives, other.timeouts)
 
     @property
     def runs(self) -> int | None:

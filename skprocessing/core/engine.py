@@ -51,6 +51,8 @@ class Lifecycle:
     """Runs one rebuilt `Skprocess` through its sections; `run()` returns the result value."""
 
     def __init__(self, process: Any, stop: Flag, run_counter: Counter):
+        if process._sk is None:  # a Pool item: `self.stop()` in a hook still needs the flag
+            process._sk_bind_child(None, None, stop)
         self.process = process
         self.config = process.process_config
         self.stop = stop

@@ -77,6 +77,7 @@ class _ParentLink:
         self.reading = threading.Lock()
         self.inbox: collections.deque[Frames] = collections.deque()
         self.messages_open = True
+        self.killed = False  # kill() was called: the end is the caller's, not a failure
 
     def next_message(self, timeout: float | None) -> Frames | None:
         """The next tell from the child, or None after `timeout`; ChannelClosed once gone."""
@@ -168,9 +169,10 @@ class _RemoteLink(_ParentLink):
 
 
 class _ChildLink:
-    """The child's side: its message channel and stop flag."""
+    """The child's side: its message channel and stop flag. A process run as a Pool item
+    has a stop flag only (`messages` None): there is no parent to talk to."""
 
-    def __init__(self, messages: Channel, codec: Codec, stop: Flag):
+    def __init__(self, messages: Channel | None, codec: Codec | None, stop: Flag):
         self.messages = messages
         self.codec = codec
         self.stop = stop
@@ -178,17 +180,16 @@ class _ChildLink:
 
 class Skprocess:
     """Subclass it and define `__run__` (and optionally `__prerun__`, `__postrun__`,
-    `__onfinish__`, `__result__`, `__error__`). `self.process_config` already exists in
-    your `__init__`; there is no need to call `super().__init__()`."""
+    `__onfinish__`, `__result__`, `__error__`; a subclass with only `__prerun__` or
+    `__postrun__` runs with an empty run section). `self.process_config` already exists
+    in your `__init__`; there is no need to call `super().__init__()`. By default it runs
+    until `stop()` (`process_config.runs = None`)."""
 
     process_config: ProcessConfig
     timers: ProcessTimers
     error: BaseException | None
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Skprocess:
-        if getattr(cls, "__run__", None) is None:
-            raise TypeError(f"{cls.__qualname__} cannot be created: an Skprocess subclass must "
-                            f"define __run__(self), the work done on each iteration")
         process = super().__new__(cls)
         process._sk_setup()
         return process
@@ -222,7 +223,7 @@ class Skprocess:
         self.__dict__["_sk"] = None
         self._sk_wrap_sections()
 
-    def _sk_bind_child(self, messages: Channel, codec: Codec, stop: Flag) -> None:
+    def _sk_bind_child(self, messages: Channel | None, codec: Codec | None, stop: Flag) -> None:
         self.__dict__["_sk"] = _ChildLink(messages, codec, stop)
 
     # -- control -----------------------------------------------------------------------------
@@ -280,13 +281,15 @@ class Skprocess:
 
     def stop(self) -> None:
         """Ask the process to finish its current section, then run `__onfinish__` and
-        `__result__`. Returns at once; `wait()` for the end."""
-        link = self._parent_link("stop")
-        link.stop.set()
+        `__result__`. Returns at once; `wait()` for the end. Inside the process (from a
+        hook), the process stops itself the same way once the running hook returns."""
+        self._link("stop").stop.set()
 
     def kill(self) -> None:
-        """End the process at once; there will be no result."""
+        """End the process at once: no `__onfinish__`, no result (`result()` then returns
+        None; a death that was not asked for raises `ProcessDiedError`)."""
         link = self._parent_link("kill")
+        link.killed = link.outcome is None
         if link.handle.is_alive():
             link.kill()
         if not self._collect(0):
@@ -307,6 +310,20 @@ class Skprocess:
             link.refresh()
             return link.run_counter.value
         return self._sk_current_run
+
+    @property
+    def _current_run(self) -> int:
+        """`current_run` under the name suitkaise's documented examples use inside hooks."""
+        return self.current_run
+
+    @_current_run.setter
+    def _current_run(self, value: int) -> None:
+        self._sk_current_run = value
+
+    @property
+    def process_timer(self) -> Sktimer:
+        """The timer of complete iterations (prerun + run + postrun): `timers.full_run`."""
+        return self.timers.full_run
 
     @modifiable
     def wait(self, timeout: float | None = None, *, _modifier_timeout: float | None = None) -> bool:
@@ -340,7 +357,7 @@ class Skprocess:
     # -- messaging, the same two calls on both sides -----------------------------------------
     def tell(self, obj: Any) -> None:
         """Send `obj` to the other side (parent to child, or child to parent)."""
-        link = self._link("tell")
+        link = self._messages_link("tell")
         try:
             link.messages.send(link.codec.encode(engine.MESSAGE, obj))
         except ChannelClosed as exc:
@@ -349,7 +366,7 @@ class Skprocess:
     @modifiable
     def listen(self, timeout: float | None = None, *, _modifier_timeout: float | None = None) -> Any:
         """The next object the other side told; None after `timeout` or once it is gone."""
-        link = self._link("listen")
+        link = self._messages_link("listen")
         timeout = seconds(f"{type(self).__qualname__}.listen(timeout)", timeout, zero=True)
         limit = _earliest(timeout, _modifier_timeout)
         try:
@@ -370,6 +387,14 @@ class Skprocess:
         link = self._sk
         if link is None:
             raise StateError(f"{type(self).__qualname__}.{action}() before start()")
+        return link
+
+    def _messages_link(self, action: str) -> _ParentLink | _ChildLink:
+        link = self._link(action)
+        if link.messages is None:
+            raise StateError(f"{type(self).__qualname__}.{action}() in a Pool item: it runs inside "
+                             f"the pool's worker and has no parent process to talk to; use a "
+                             f"Share or start(on=pool) for a process that talks")
         return link
 
     def _parent_link(self, action: str) -> _ParentLink:
@@ -428,6 +453,8 @@ class Skprocess:
     def _death_outcome(self, link: _ParentLink) -> tuple:
         code, how = link.death()
         run = link.run_counter.value
+        if link.killed:
+            return (None, self.timers, run, None)  # kill(): no result, and no failure
         error = ProcessDiedError(
             f"{type(self).__qualname__} (pid {link.handle.pid}) {how} during run {run} "
             f"without delivering a result", exitcode=code, current_run=run)

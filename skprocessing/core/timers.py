@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["Sktimer", "ProcessTimers", "Stopwatch"]
+__all__ = ["Sktimer", "TimerStats", "ProcessTimers", "Stopwatch"]
 
 
 class Stopwatch:
@@ -48,35 +48,16 @@ class Stopwatch:
         self.stop()
 
 
-class Sktimer(Stopwatch):
-    """Collects durations: `start()`/`stop()`, `with timer:`, or `add_time(seconds)`.
+class _Statistics:
+    """Statistics over `self.times`, for a live `Sktimer` and its frozen `TimerStats`."""
 
-    Statistics are over every recorded time; they are None while there are none.
-    """
-
-    def __init__(self) -> None:
-        self._times: list[float] = []
-        self._started: dict[int, float] = {}  # per thread, so threads can time at once
-
-    # -- measuring ---------------------------------------------------------------------------
-    def _starts(self) -> dict[int, float]:
-        return self._started
-
-    def add_time(self, seconds: float) -> None:
-        self._times.append(seconds)  # list.append is atomic: no lock on the hot path
-
-    def reset(self) -> None:
-        self._times.clear()
-        self._started.clear()
+    __slots__ = ()
+    times: list[float]
 
     # -- statistics --------------------------------------------------------------------------
     @property
-    def times(self) -> list[float]:
-        return list(self._times)  # a snapshot; copying a list is atomic under the GIL
-
-    @property
     def num_times(self) -> int:
-        return len(self._times)
+        return len(self.times)
 
     @property
     def total_time(self) -> float:
@@ -132,6 +113,85 @@ class Sktimer(Stopwatch):
         high = min(low + 1, len(times) - 1)
         return times[low] + (times[high] - times[low]) * (rank - low)
 
+    @property
+    def fastest_time(self) -> float | None:
+        return self.min
+
+    @property
+    def slowest_time(self) -> float | None:
+        return self.max
+
+    @property
+    def fastest_index(self) -> int | None:
+        times = self.times
+        return times.index(min(times)) if times else None
+
+    @property
+    def slowest_index(self) -> int | None:
+        times = self.times
+        return times.index(max(times)) if times else None
+
+    @property
+    def most_recent_index(self) -> int | None:
+        count = len(self.times)
+        return count - 1 if count else None
+
+    def get_time(self, index: int) -> float | None:
+        """The `index`-th recorded time (negative counts from the end); None if out of range."""
+        times = self.times
+        try:
+            return times[index]
+        except IndexError:
+            return None
+
+
+class TimerStats(_Statistics):
+    """A frozen copy of an `Sktimer`'s times (`timer.get_stats()`), with the same statistics."""
+
+    __slots__ = ("times",)
+
+    def __init__(self, times: list[float]):
+        self.times = list(times)
+
+    def __repr__(self) -> str:
+        return f"<TimerStats n={self.num_times} mean={self.mean}>"
+
+
+class Sktimer(Stopwatch, _Statistics):
+    """Collects durations: `start()`/`stop()`, `with timer:`, or `add_time(seconds)`.
+
+    Statistics are over every recorded time; they are None while there are none.
+    """
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+        self._started: dict[int, float] = {}  # per thread, so threads can time at once
+
+    # -- measuring ---------------------------------------------------------------------------
+    def _starts(self) -> dict[int, float]:
+        return self._started
+
+    def add_time(self, seconds: float) -> None:
+        self._times.append(seconds)  # list.append is atomic: no lock on the hot path
+
+    def reset(self) -> None:
+        self._times.clear()
+        self._started.clear()
+
+    @property
+    def times(self) -> list[float]:
+        return list(self._times)  # a snapshot; copying a list is atomic under the GIL
+
+    @property
+    def num_times(self) -> int:
+        return len(self._times)
+
+    def get_stats(self) -> TimerStats:
+        """The statistics of the times recorded so far, frozen (later times do not change it)."""
+        return TimerStats(self.times)
+
+    get_statistics = get_stats
+
     # -- transport ---------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         return {"times": self.times}
@@ -149,7 +209,8 @@ SECTIONS = ("prerun", "run", "postrun", "onfinish", "result", "error")
 
 
 class ProcessTimers:
-    """One `Sktimer` per lifecycle section, plus `full_run` (prerun+run+postrun per iteration)."""
+    """One `Sktimer` per lifecycle section, plus `full_run` (also `process_timer`: one time per
+    complete iteration, prerun + run + postrun)."""
 
     def __init__(self) -> None:
         self.prerun = Sktimer()
@@ -159,6 +220,11 @@ class ProcessTimers:
         self.result = Sktimer()
         self.error = Sktimer()
         self.full_run = Sktimer()
+
+    @property
+    def process_timer(self) -> Sktimer:
+        """The documented name of `full_run` (as `process.process_timer`)."""
+        return self.full_run
 
     def section(self, name: str) -> Sktimer:
         return getattr(self, name)

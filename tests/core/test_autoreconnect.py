@@ -18,6 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 @autoreconnect
 class Writer(Skprocess):
     def __init__(self, path: str):
+        self.process_config.runs = 1
         self.db = sqlite3.connect(path)
         self.lock = threading.Lock()
 
@@ -33,6 +34,7 @@ class Writer(Skprocess):
 @autoreconnect(**{"sqlite3.Connection": {"*": None}})
 class Reporter(Skprocess):
     def __init__(self, path: str):
+        self.process_config.runs = 1
         self.db = sqlite3.connect(path)
         self.unreachable = DbReconnector("sqlite3", "sqlite3", "Connection",
                                          {"database": "/nonexistent/dir/x.db"})
@@ -46,6 +48,7 @@ class Reporter(Skprocess):
 
 class Plain(Skprocess):
     def __init__(self, path: str):
+        self.process_config.runs = 1
         self.db = sqlite3.connect(path)
 
     def __run__(self):
@@ -92,6 +95,7 @@ def test_secrets_stay_out_of_the_bytes_and_still_reach_the_child(database):
     @autoreconnect(**{"sqlite3.Connection": {"*": secret}})
     class Local(Skprocess):  # defined in a function: the class itself travels by value
         def __init__(self, path):
+            self.process_config.runs = 1
             self.db = sqlite3.connect(path)
 
         def __run__(self):

@@ -13,6 +13,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class Where(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 1
+
     def __run__(self):
         print("hello from the child", flush=True)
 

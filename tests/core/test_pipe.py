@@ -15,6 +15,7 @@ class Echo(Skprocess):
     """Receives on its point until None, answering each object doubled."""
 
     def __init__(self, point):
+        self.process_config.runs = 1
         self.point = point
 
     def __run__(self):
@@ -32,6 +33,7 @@ class Collect(Skprocess):
     """Receives objects on a one-way point until None; returns them."""
 
     def __init__(self, point):
+        self.process_config.runs = 1
         self.point = point
         self.got = []
 

@@ -109,6 +109,7 @@ class Squarer(Skprocess):
 
 class Adder(Skprocess):
     def __init__(self, a, b):
+        self.process_config.runs = 1
         self.a, self.b = a, b
 
     def __run__(self):

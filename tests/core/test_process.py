@@ -58,6 +58,9 @@ def test_timers_come_home_with_the_child_measurements():
 
 def test_no_result_hook_means_none():
     class Quiet(Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1
+
         def __run__(self):
             pass
 
@@ -107,6 +110,7 @@ def test_subclass_defined_in_main_script():
 def test_a_retry_keeps_the_state_the_object_had():
     class Flaky(Skprocess):
         def __init__(self):
+            self.process_config.runs = 1
             self.attempts = 0
             self.process_config.lives = 3
 
@@ -143,6 +147,9 @@ def test_exhausted_lives_raise_the_section_error_with_context():
 
 def test_error_hook_return_value_is_the_result():
     class Handled(Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1
+
         def __run__(self):
             raise RuntimeError("boom")
 
@@ -154,6 +161,9 @@ def test_error_hook_return_value_is_the_result():
 
 def test_section_errors_use_their_own_class():
     class FailsToFinish(Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1
+
         def __run__(self):
             pass
 
@@ -167,6 +177,7 @@ def test_section_errors_use_their_own_class():
 def test_run_timeout_interrupts_a_blocking_call():
     class Sleeper(Skprocess):
         def __init__(self):
+            self.process_config.runs = 1
             self.process_config.timeouts.run = 0.3
 
         def __run__(self):
@@ -176,7 +187,7 @@ def test_run_timeout_interrupts_a_blocking_call():
     with pytest.raises(ProcessTimeoutError) as caught:
         Sleeper().run()
     assert time.monotonic() - began < 10
-    assert caught.value.section == "run" and caught.value.timeout == 0.3
+    assert caught.value.section == "__run__" and caught.value.timeout == 0.3
     assert caught.value.current_run == 0
 
 
@@ -249,8 +260,8 @@ def test_kill_ends_at_once_without_result():
     pid = process._sk.handle.pid
     process.kill()
     assert not process.is_alive and not pid_alive(pid)
-    with pytest.raises(ProcessDiedError, match="killed by signal 9"):
-        process.result()
+    assert process.result() is None and process.error is None  # suitkaise: "no result"
+    assert process.wait(0)
 
 
 @pytest.mark.parametrize("how, code", [
@@ -261,6 +272,7 @@ def test_kill_ends_at_once_without_result():
 def test_a_child_that_dies_hard_never_hangs_the_parent(how, code):
     class Dies(Skprocess):
         def __init__(self, statement):
+            self.process_config.runs = 1
             self.statement = statement
 
         def __run__(self):
@@ -321,11 +333,6 @@ def test_modifiers_on_wait_result_listen_and_run():
 
 
 def test_bad_definitions_and_calls_get_clear_errors():
-    class NoRun(Skprocess):
-        pass
-
-    with pytest.raises(TypeError, match="must define __run__"):
-        NoRun()
     process = Counter()
     with pytest.raises(StateError, match="before start"):
         process.result()
@@ -349,6 +356,7 @@ class Unpicklable:
 def test_unserializable_attribute_names_its_path():
     class Holder(Skprocess):
         def __init__(self):
+            self.process_config.runs = 1
             self.state = {"ok": 1, "conn": Unpicklable()}
 
         def __run__(self):
@@ -362,6 +370,9 @@ def test_unserializable_attribute_names_its_path():
 
 def test_unserializable_result_is_reported_not_lost():
     class BadResult(Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1
+
         def __run__(self):
             pass
 
@@ -427,6 +438,9 @@ def test_ctrl_c_in_the_parent_leaves_no_orphans():
 
 def test_a_child_that_tells_more_than_a_socket_buffer_still_delivers_its_result():
     class Chatty(Skprocess):
+        def __init__(self):
+            self.process_config.runs = 1
+
         def __run__(self):
             for i in range(20):
                 self.tell(bytes([i]) * 100_000)

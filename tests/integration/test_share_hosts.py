@@ -30,6 +30,7 @@ class Count(Skprocess):
     """Increments and appends `ops` times; optionally says "done" and waits to be told."""
 
     def __init__(self, share, ops: int, signal_done: bool = False):
+        self.process_config.runs = 1
         self.share, self.ops, self.signal_done = share, ops, signal_done
 
     def __run__(self):
@@ -53,6 +54,7 @@ class Account:
 
 class Deposit(Skprocess):
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
         self.seen = None
 
@@ -154,6 +156,7 @@ class Mixed(Skprocess):
     """Small writes (batched), large ones (sent alone) and reads, interleaved."""
 
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
         self.lengths = []
 
@@ -268,6 +271,7 @@ class Watch(Skprocess):
     """Reads the share until that fails; returns (error type, seconds since the last good read)."""
 
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
 
     def __run__(self):
@@ -313,6 +317,7 @@ def test_a_vanished_coordinator_raises_share_error_within_the_heartbeat_limit(as
 
 class Appender(Skprocess):
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
 
     def __run__(self):

@@ -32,6 +32,7 @@ class Writer(Skprocess):
     """Each worker: counter += 1, its own key += 1, appends its ids, times into one timer."""
 
     def __init__(self, share, wid, ops):
+        self.process_config.runs = 1
         self.share, self.wid, self.ops = share, wid, ops
 
     def __run__(self):
@@ -93,6 +94,7 @@ def test_many_writers_every_final_value_exact(share, assert_reaped):
 
 class Bump(Skprocess):
     def __init__(self, share, ops):
+        self.process_config.runs = 1
         self.share, self.ops = share, ops
 
     def __run__(self):
@@ -146,6 +148,7 @@ def test_share_passed_to_processes_started_by_the_transport(share):
 
 class CallFail(Skprocess):
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
 
     def __run__(self):
@@ -227,6 +230,7 @@ def test_client_killed_mid_write_corrupts_nothing(share, assert_reaped):
 
 class Reader(Skprocess):
     def __init__(self, share):
+        self.process_config.runs = 1
         self.share = share
 
     def __run__(self):
@@ -258,6 +262,7 @@ class AppendTo(Skprocess):
     """Gets a proxy (not the Share) as its attribute."""
 
     def __init__(self, items, n):
+        self.process_config.runs = 1
         self.items, self.n = items, n
 
     def __run__(self):

@@ -91,6 +91,7 @@ def _stop(agent: subprocess.Popen, pids: list[int]) -> str:
 
 class Square(Skprocess):
     def __init__(self, x):
+        self.process_config.runs = 1
         super().__init__()
         self.x = x
 

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 
 class Echo(Skprocess):
     def __init__(self, payload):
+        self.process_config.runs = 1
         self.payload = payload
 
     def __run__(self):

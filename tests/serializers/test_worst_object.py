@@ -102,6 +102,7 @@ def test_the_worst_object_through_the_plugin_frames(tmp_path):
 
 class Carrier(Skprocess):
     def __init__(self, payload):
+        self.process_config.runs = 1
         self.payload = payload
 
     def __run__(self):

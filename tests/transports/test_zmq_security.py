@@ -404,6 +404,9 @@ def test_a_bulk_offer_is_taken_only_for_a_private_directory_of_this_user(tmp_pat
 
 
 class _BigTeller(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 1
+
     def __run__(self):
         for i in range(5):
             self.tell(bytes([i]) * BIG)

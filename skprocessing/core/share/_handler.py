@@ -16,6 +16,7 @@ from ...transports.base import Channel, Frames
 from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, NAMES, OK, OP, RECONNECT, REPLY,
                         SET, SNAPSHOT, WHO, FENCE, Ref, ShareError, Wire, format_path, is_value, type_key,
                         type_methods)
+from ._faithful import FAITHFUL_TYPES
 from ._store import Store
 
 __all__ = ["Handler", "Session"]
@@ -76,7 +77,7 @@ class Handler:
         if op == AUG:  # the hot path (`share.x += 1`) first
             return store.aug(*payload)
         if op == GET:
-            return self._answer(session, store.get(payload[0]))
+            return self._answer(session, store.get(payload[0]), len(payload) > 1 and payload[1])
         if op == CALL:
             return store.call(*payload)
         if op == SET:
@@ -99,16 +100,18 @@ class Handler:
             return None
         raise ShareError(f"unknown Share operation {op}")
 
-    def _answer(self, session: Session, obj: Any) -> Any:
-        """A read sends immutable values; anything else stays here behind a `Ref`."""
+    def _answer(self, session: Session, obj: Any, snapshot: bool = False) -> Any:
+        """A read sends immutable values; anything else stays here behind a `Ref` (with
+        the contents of a plain container when the reader asked for a snapshot)."""
         if is_value(obj):
             return obj
         cls = type(obj)
         key = type_key(cls)
+        value = obj if snapshot and cls in FAITHFUL_TYPES else None
         if key in session.sent_types:
-            return Ref(key, None)
+            return Ref(key, None, value)
         session.sent_types.add(key)
-        return Ref(key, type_methods(cls))
+        return Ref(key, type_methods(cls), value)
 
     def _error(self, exc: BaseException) -> Frames:
         text = traceback.format_exc() if exc.__traceback__ is not None else ""

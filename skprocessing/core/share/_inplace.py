@@ -26,7 +26,7 @@ from typing import Any
 from ._protocol import AUG, INPLACE_OPS, Path, format_path
 from ._values import plain
 
-__all__ = ["in_place_target", "InPlaceTarget"]
+__all__ = ["in_place_target", "InPlaceTarget", "used_in_place"]
 
 _SUPPORTED = sys.version_info[:2] in ((3, 11), (3, 12), (3, 13))
 _shapes: dict[tuple[CodeType, int], bool] = {}
@@ -65,6 +65,46 @@ def _is_augmented_read(code: CodeType, lasti: int, name: str) -> bool:
             swap, store = instructions[i + 1], instructions[i + 2]
             return (swap.opname == "SWAP" and swap.arg == 2 and store.opname == "STORE_ATTR"
                     and store.argval == name)
+    return False
+
+
+# What may follow a read of a shared container when the container itself never reaches
+# the caller's code: a member access (`share.d.get`), a subscript (`share.d[k]`, `[k] = v`,
+# `[k] += 1`), `in`, a for loop, `len(...)`.
+_MEMBER = frozenset({"LOAD_METHOD", "LOAD_ATTR", "CONTAINS_OP", "GET_ITER"})
+_SIMPLE_LOAD = frozenset({"LOAD_CONST", "LOAD_FAST", "LOAD_NAME", "LOAD_GLOBAL", "LOAD_DEREF"})
+_SUBSCRIPT = frozenset({"BINARY_SUBSCR", "STORE_SUBSCR", "DELETE_SUBSCR", "COPY"})
+_uses: dict[tuple[CodeType, int], bool] = {}
+
+
+def used_in_place(frame: FrameType | None) -> bool:
+    """True when the value being read at `frame`'s current instruction is only used there
+    (see `_MEMBER`), so a stand-in needs no snapshot of its contents (`_faithful.py`)."""
+    if frame is None or not _SUPPORTED:
+        return False
+    key = (frame.f_code, frame.f_lasti)
+    found = _uses.get(key)
+    if found is None:
+        if len(_uses) >= _MAX_SHAPES:
+            _uses.clear()
+        found = _uses[key] = _is_used_in_place(frame.f_code, frame.f_lasti)
+    return found
+
+
+def _is_used_in_place(code: CodeType, lasti: int) -> bool:
+    instructions = list(dis.get_instructions(code))
+    at = next((i for i, ins in enumerate(instructions) if ins.offset == lasti), None)
+    if at is None or at + 1 >= len(instructions):
+        return False
+    after = instructions[at + 1]
+    if after.opname in _MEMBER:
+        return True
+    if after.opname in _SIMPLE_LOAD and at + 2 < len(instructions):
+        return instructions[at + 2].opname in _SUBSCRIPT
+    if after.opname in ("PRECALL", "CALL") and after.arg == 1 and at >= 2:
+        callee = instructions[at - 2]  # len(share.x): LOAD_GLOBAL len, LOAD share, LOAD_ATTR x
+        return callee.opname in ("LOAD_GLOBAL", "LOAD_NAME") and callee.argval == "len" \
+            and instructions[at - 1].opname in _SIMPLE_LOAD
     return False
 
 

@@ -7,7 +7,9 @@ waits for an answer) and whose payload is a tuple starting with a *path*:
 
 A read sends back the value itself when it is immutable (numbers, strings, tuples, ...)
 and a `Ref` (type name + its method names, the latter once per connection) for anything
-else, so the client can hand out a proxy without copying the object.
+else, so the client can hand out a proxy without copying the object. A read that asks for
+a snapshot (`GET (path, True)`) of a plain container (dict, list, set, ...) also gets its
+contents in the `Ref`, for the faithful stand-in of `_faithful.py`.
 """
 
 from __future__ import annotations
@@ -133,16 +135,27 @@ def type_methods(cls: type) -> frozenset[str]:
 
 
 class Ref:
-    """A read's answer for a mutable object: its type, and (first time) its method names."""
+    """A read's answer for a mutable object: its type, (first time) its method names, and
+    the contents when a snapshot was asked for (else `NO_SNAPSHOT`)."""
 
-    __slots__ = ("key", "methods")
+    __slots__ = ("key", "methods", "value")
 
-    def __init__(self, key: str, methods: frozenset[str] | None):
+    def __init__(self, key: str, methods: frozenset[str] | None, value: Any = None):
         self.key = key
         self.methods = methods
+        self.value = NO_SNAPSHOT if value is None else value
 
     def __reduce__(self):
-        return (Ref, (self.key, self.methods))
+        value = self.value
+        return (Ref, (self.key, self.methods, None if value is NO_SNAPSHOT else value))
+
+
+class _NoSnapshot:
+    def __reduce__(self):
+        return "NO_SNAPSHOT"
+
+
+NO_SNAPSHOT: Any = _NoSnapshot()
 
 
 # Methods that return None and cannot fail on their own type are sent without waiting for
@@ -183,6 +196,24 @@ class _PlainSerializer(Serializer):
 PLAIN = register_serializer(_PlainSerializer())
 
 
+# marshal writes any object with the buffer protocol (bytearray, array, memoryview, ctypes
+# values) as bytes, and a subclass of a builtin as its base: both would come back as
+# another type. Only these exact types go by marshal.
+_PLAIN_SCALARS = frozenset({int, float, complex, bool, str, bytes, type(None)})
+_PLAIN_CONTAINERS = frozenset({tuple, list, frozenset, set})
+
+
+def _plain_data(obj: Any) -> bool:
+    cls = type(obj)
+    if cls in _PLAIN_SCALARS:
+        return True
+    if cls in _PLAIN_CONTAINERS:
+        return all(map(_plain_data, obj))
+    if cls is dict:
+        return all(map(_plain_data, obj.keys())) and all(map(_plain_data, obj.values()))
+    return False
+
+
 class Wire:
     """A Share's codec: plain messages with marshal, the rest with the chosen serializer
     (both named in each message's header, as `Codec` does; only these two are accepted)."""
@@ -196,9 +227,11 @@ class Wire:
     # The plain path writes and reads exactly what `Codec(PLAIN)` would, minus two calls:
     # it is the per-operation cost of every `share.x += 1`.
     def encode(self, kind: int, payload: Any) -> list:
+        if not _plain_data(payload):
+            return self._codec.encode(kind, payload)
         try:
             body = marshal.dumps(payload, 4)
-        except ValueError:  # not plain data
+        except ValueError:  # not plain data after all (say, too deep)
             return self._codec.encode(kind, payload)
         return [self._plain.header(kind), body]
 

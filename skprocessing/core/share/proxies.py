@@ -11,8 +11,12 @@ authoritative object:
 
 Method names of the object's type arrive with the first read of that type, so
 `share.results.append` costs no round trip. Reads of immutable values come back as
-copies (see `_values.mark`). A proxy pickles as (share, path): in another process it
-reconnects; in the coordinator it stands for the object itself.
+copies (see `_values.mark`); reads of plain containers (dict, list, set, deque, ...) as
+faithful stand-ins of their own type (`_faithful.py`). A proxy of an object of another
+type says it is of that type (`__class__`, so `isinstance(share.model, Model)` holds),
+and `copy.copy`/`copy.deepcopy` of it give a real copy of the object. A proxy pickles as
+(share, path): in another process it reconnects; in the coordinator it stands for the
+object itself.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Any
 from ...errors import SerializationError, StateError
 from ..timers import Stopwatch
 from ._client import Client, client_from_token
-from ._inplace import InPlaceTarget, in_place_target
-from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, OP, PIPELINED_METHODS, SET,
-                        Path, Ref, format_path)
+from ._faithful import Faithful, base_for, make_faithful
+from ._inplace import InPlaceTarget, in_place_target, used_in_place
+from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, NO_SNAPSHOT, OP,
+                        PIPELINED_METHODS, SET, Path, Ref, format_path)
 from ._store import resolve_in_process
 from ._values import in_place_of, mark, plain
 from ._waiting import waiting_method
@@ -35,14 +40,24 @@ __all__ = ["Proxy", "TypeInfo", "wrap", "assign", "read"]
 
 
 class TypeInfo:
-    """What a client knows about a shared object's type: its callables, the pipelined ones."""
+    """What a client knows about a shared object's type: its callables, the pipelined ones,
+    and the class itself when this process has it (for `Proxy.__class__`)."""
 
-    __slots__ = ("key", "methods", "pipelined")
+    __slots__ = ("key", "methods", "pipelined", "_cls")
 
     def __init__(self, key: str, methods: frozenset[str]):
         self.key = key
         self.methods = methods
         self.pipelined = PIPELINED_METHODS.get(key, frozenset())
+        self._cls: type | None | bool = False  # False: not looked up yet
+
+    @property
+    def cls(self) -> type | None:
+        """The class the key names, if a module of this process defines it (never imported
+        for this: a class this process does not have is not needed to use the proxy)."""
+        if self._cls is False:
+            self._cls = _find_class(self.key)
+        return self._cls
 
     def __reduce__(self):
         return (TypeInfo, (self.key, self.methods))
@@ -75,8 +90,9 @@ class Proxy:
             return MethodProxy(self._sk_client, path, name in info.pipelined)
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # protocol probes (copy, pickle, ...) are not remote
-        target = in_place_target(sys._getframe(1), name, self._sk_client, path)
-        return target if target is not None else read(self._sk_client, path)
+        frame = sys._getframe(1)
+        target = in_place_target(frame, name, self._sk_client, path)
+        return target if target is not None else read(self._sk_client, path, frame)
 
     def __setattr__(self, name: str, value: Any) -> None:
         assign(self._sk_client, self._sk_path + ((ATTR, name),), value)
@@ -88,7 +104,7 @@ class Proxy:
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             return self._sk_op("getitem", key)  # a slice is a copy, as in plain Python
-        return read(self._sk_client, self._sk_path + ((ITEM, plain(key)),))
+        return read(self._sk_client, self._sk_path + ((ITEM, plain(key)),), sys._getframe(1))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         key = plain(key)
@@ -133,6 +149,19 @@ class Proxy:
     def _sk_copy(self) -> Any:
         """A copy of the whole object (one transfer)."""
         return self._sk_op("copy")
+
+    # -- standing in for the object ----------------------------------------------------------
+    @property
+    def __class__(self) -> type:  # type: ignore[override]
+        info = self._sk_info
+        cls = info.cls if info is not None else None
+        return cls if cls is not None else type(self)
+
+    def __copy__(self) -> Any:
+        return self._sk_op("copy")
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        return self._sk_op("copy")  # deserialized here: already a deep copy
 
 
 def _forward(name: str) -> Any:
@@ -215,27 +244,50 @@ _PROXY_CLASSES: dict[str, type[Proxy]] = {"skprocessing.core.timers.Sktimer": Ti
 
 
 def wrap(client: Client, path: Path, answer: Any) -> Any:
-    """A read's answer as the caller sees it: a marked value, or a proxy."""
+    """A read's answer as the caller sees it: a marked value, a faithful stand-in of a
+    plain container, or a proxy."""
     if type(answer) is not Ref:
         return mark(answer, client, path)
     info = client.types.get(answer.key)
     if info is None or answer.methods is not None:
         info = client.types[answer.key] = TypeInfo(answer.key, answer.methods or frozenset())
-    proxy = _PROXY_CLASSES.get(answer.key, Proxy)(client, path, info)
+    base = base_for(answer.key)
+    if base is not None:
+        snapshot = None if answer.value is NO_SNAPSHOT else answer.value
+        proxy = make_faithful(client, path, base, snapshot)
+        if snapshot is not None:
+            return proxy  # a snapshot is of this read: never reused
+    else:
+        proxy = _PROXY_CLASSES.get(answer.key, Proxy)(client, path, info)
     if len(path) == 1:
         client.roots[path[0]] = proxy  # the next `share.name` needs no round trip
     return proxy
 
 
-def read(client: Client, path: Path) -> Any:
-    return wrap(client, path, client.request(GET, (path,), ("reading", path)))
+def read(client: Client, path: Path, frame: Any = None) -> Any:
+    """The object at `path`. `frame`: the caller's, whose next instruction says whether a
+    container read needs a snapshot of its contents (`_inplace.used_in_place`)."""
+    request = (path,) if used_in_place(frame) else (path, True)
+    return wrap(client, path, client.request(GET, request, ("reading", path)))
+
+
+def cached_root(client: Client, name: str, frame: Any) -> Any:
+    """The proxy `share.name` last gave, when it may be given again for this use."""
+    proxy = client.roots.get(name)
+    if proxy is None or (isinstance(proxy, Faithful) and not used_in_place(frame)):
+        return None
+    return proxy
 
 
 def assign(client: Client, path: Path, value: Any, pipelined: bool = False) -> None:
     """`<path> = value`, where `share.x += 1` becomes one atomic `+= 1` in the coordinator."""
-    if isinstance(value, (Proxy, InPlaceTarget)) and _same(value, client, path):
+    if type(value) is memoryview:
+        raise TypeError(f"cannot assign {format_path(path)}: a memoryview is a view of this "
+                        f"process's memory and cannot be shared; assign bytes(view), or "
+                        f"bytearray(view) for a buffer that changes")
+    if isinstance(value, (Proxy, Faithful, InPlaceTarget)) and _same(value, client, path):
         return  # `share.x op= y` already happened, in place, in the coordinator
-    if isinstance(value, Proxy):
+    if isinstance(value, (Proxy, Faithful)) and value._sk_client is not None:
         if value._sk_client is not client:
             value = value._sk_copy()  # from another Share: copy it over
         # (a proxy of this share travels as itself: the coordinator aliases the object)
@@ -270,8 +322,8 @@ def _unserializable(client: Client, path: Path, value: Any,
     return SerializationError(f"cannot assign {where}: {exc}", path=full, type_name=exc.type_name)
 
 
-def _same(value: Proxy | InPlaceTarget, client: Client, path: Path) -> bool:
-    if isinstance(value, Proxy):
+def _same(value: Proxy | Faithful | InPlaceTarget, client: Client, path: Path) -> bool:
+    if isinstance(value, (Proxy, Faithful)):
         return value._sk_client is client and value._sk_path == path
     return value.client is client and value.path == path
 
@@ -282,6 +334,22 @@ def _hashable(key: Any) -> bool:
         return True
     except TypeError:
         return False
+
+
+def _find_class(key: str) -> type | None:
+    """The class named `module.qualname` among the modules already loaded here."""
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is None:
+            continue
+        obj: Any = module
+        for name in parts[cut:]:
+            obj = getattr(obj, name, None)
+            if obj is None:
+                return None
+        return obj if isinstance(obj, type) else None
+    return None
 
 
 def _proxy_from_token(token: tuple, path: Path, info: TypeInfo | None) -> Any:

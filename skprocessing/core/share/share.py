@@ -36,11 +36,11 @@ from ...transports.base import Channel, ProcessHandle, Transport
 from .._destination import destination
 from . import coordinator
 from ._client import Client, client_from_token, register_client
-from ._handler import Handler
+from ._handler import Handler, _reconnector
 from ._inplace import InPlaceTarget, in_place_target
-from ._protocol import CLEAR, DEL, NAMES, RECONNECT, SNAPSHOT, ShareError, Wire
+from ._protocol import CLEAR, DEL, NAMES, OP, RECONNECT, SNAPSHOT, ShareError, Wire
 from ._store import Store, register_store, unregister_store
-from .proxies import assign, read
+from .proxies import assign, cached_root, read
 
 __all__ = ["Share"]
 
@@ -63,6 +63,7 @@ class _Owner:
         # first sent to that pool's tasks (`serve_on`); `sent` notes copies made before.
         self.movable = False
         self.sent = False
+        self.warned = False  # about changes queued while stopped (once per stop)
         self.lock = threading.RLock()
         self.handle: ProcessHandle | None = None
         self.control: Channel | None = None
@@ -101,6 +102,7 @@ class _Owner:
             self.client.candidates = _candidates(reachable, self.advertise) or (address,)
             unregister_store(self.client.key, self.store)
             self.store = None
+            self.warned = False
             self.client.go_remote()
 
     def stop(self, timeout: float) -> bool:
@@ -275,9 +277,18 @@ class Share:
 
     def reconnect_all(self, *, start_threads: bool = False, **auth: Any) -> dict[str, Any]:
         """Turn reconnector placeholders in the shared objects back into live resources
-        (with the serializer's `reconnect_all`); returns the objects by name."""
-        names = self._sk_client.request(RECONNECT, (start_threads, auth), "reconnect_all()")
-        return {name: getattr(self, name) for name in names}
+        (with the serializer's `reconnect_all`), in the coordinator, and returns them by
+        name as live objects of this process (copies, reconnected here with the same
+        `auth`), as suitkaise does: `conn = share.reconnect_all()["db"]` is a connection
+        whose cursors and results are here (they could not travel from the coordinator)."""
+        client = self._sk_client
+        names = client.request(RECONNECT, (start_threads, auth), "reconnect_all()")
+        reconnect = _reconnector(client.codec)
+        found = {}
+        for name in names:
+            copy = client.request(OP, ((name,), "copy", ()), ("reading", (name,)))
+            found[name] = reconnect(copy, start_threads=start_threads, **auth)
+        return found
 
     def __enter__(self) -> Share:
         self.start()
@@ -302,17 +313,23 @@ class Share:
         if name[:1] == "_" and (name.startswith("__") or name.startswith("_sk_")):
             raise AttributeError(name)
         client = self._sk_client
-        proxy = client.roots.get(name)
+        frame = sys._getframe(1)
+        proxy = cached_root(client, name, frame)
         if proxy is not None:
             return proxy
-        target = in_place_target(sys._getframe(1), name, client, (name,))
-        return target if target is not None else read(client, (name,))
+        target = in_place_target(frame, name, client, (name,))
+        return target if target is not None else read(client, (name,), frame)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if type(value) is InPlaceTarget and value.client is self._sk_client \
                 and value.path == (name,):
             return  # `share.name op= x`: already sent (the hot path, checked first)
         _check_name(name)
+        owner = self._sk_owner
+        if owner is not None and owner.handle is None and not owner.warned:
+            owner.warned = True
+            warnings.warn("the Share is stopped: changes are kept here and reach other "
+                          "processes once share.start() is called", RuntimeWarning, stacklevel=2)
         assign(self._sk_client, (name,), value, pipelined=True)
 
     def __delattr__(self, name: str) -> None:
