@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .bulk import BULK_MIN, forget_sender
-from .protocol import BYE, DATA, NO_SESSION, PING, pack_envelope
+from .protocol import BYE, DATA, MAX_FRAMES, NO_SESSION, PING, pack_envelope, split_frames
 
 if TYPE_CHECKING:
     from .reactor import Port, Reactor
@@ -97,6 +97,15 @@ class Link:
         written: list[str] = []
         if self.bulk is not None and kind == DATA:
             frames, extra, written = self._to_bulk(frames, extra)
+        frames, joins = split_frames(frames)
+        if joins:
+            extra = dict(extra or {}, j=joins)
+        if len(frames) > MAX_FRAMES:
+            if written:
+                self.bulk.discard(written)
+            from ...errors import TransportError
+            raise TransportError(f"a message of {len(frames)} frames is more than a ZeroMQ "
+                                 f"channel carries ({MAX_FRAMES}); send fewer, larger frames")
         with self.lock:
             if not self.alive:
                 if written:
@@ -148,9 +157,15 @@ class Link:
             forget_sender(self.bulk_sender)  # what the peer left in our directory
         return True
 
-    def check(self, now: float) -> str | None:
-        """Called by the reactor each tick: 'dead', 'ping' or None."""
-        if now - self.last_heard > self.liveness.dead_after:
+    def excuse(self, seconds: float) -> None:
+        """Do not count `seconds` of silence against the peer: time this process could
+        not have read it (its own stall, or its socket busy discarding an attacker's
+        message). A peer that really went meanwhile is found that much later, once."""
+        self.last_heard = min(time.monotonic(), self.last_heard + seconds)
+
+    def check(self, now: float, judge: bool = True) -> str | None:
+        """Called by the reactor each tick: 'dead' (only when `judge`), 'ping' or None."""
+        if judge and now - self.last_heard > self.liveness.dead_after:
             return "dead"
         if now - self.last_sent >= self.liveness.heartbeat:
             return "ping"

@@ -1,5 +1,8 @@
 """The reactor's inbound path: every received message is checked here, in this order.
 
+    0. size         at most `MAX_FRAMES` payload frames (the rest of a larger message is
+                    discarded a slice at a time, see `protocol.py` "Limits"); a sender
+                    without a session: exactly a small HELLO's two frames
     1. shape        enough frames for a signature and an envelope
     2. signature    HMAC over prefix + envelope + payload, constant-time compare; before
                     anything reads the envelope or the payload
@@ -25,15 +28,18 @@ import zmq
 
 from .bulk import BulkError, BulkFrames, BulkWriter, sender_prefix, shared_dir
 from .heartbeat import Link
-from .ports import Port, peer_address, recv_parts
-from .protocol import (BYE, DATA, HELLO, KIND_NAMES, NO_SESSION, PING, SESSION_BYTES, WELCOME,
-                       Malformed, pack_envelope, unpack_envelope)
+from .ports import Port, discard_rest, peer_address, recv_parts
+from .protocol import (BYE, DATA, HANDSHAKE_BYTES, HELLO, KIND_NAMES, MAX_FRAMES, NO_SESSION,
+                       PING, SESSION_BYTES, WELCOME, Malformed, join_frames, pack_envelope,
+                       unpack_envelope)
 
 __all__ = ["Inbound", "log"]
 
 log = logging.getLogger("skprocessing.transports.zmq")
 _BATCH = 256  # messages read from one socket before looking at the others
 _SMALL = 1 << 16  # frames below this are copied to bytes; larger ones stay zero-copy
+_OVERSIZED_HELLO = "oversized handshake (a sender with no session may send a small HELLO only)"
+_DISCARD_SLICE = 8192  # frames of an oversized message discarded per reactor step
 
 
 class Inbound:
@@ -43,17 +49,47 @@ class Inbound:
     _lose: Any
 
     def _read(self, port: Port) -> None:
+        if port.discarding and not self._discard(port):
+            return
+        limit = self._router_limit(port) if port.router else _dealer_limit
         for _ in range(_BATCH):
             try:
-                msg = recv_parts(port.sock)
+                msg, cut = recv_parts(port.sock, limit)
             except zmq.Again:
                 return
+            if cut:  # more frames than this sender may send: the rest goes unread
+                self._drop(port, msg, _OVERSIZED_HELLO if port.router and msg[0].bytes not in
+                           port.links else f"too many frames (more than {MAX_FRAMES})")
+                port.discarding = time.monotonic()
+                if not self._discard(port):
+                    return
+                continue
             if port.router:
                 self._on_router_message(port, msg)
             else:
                 self._on_dealer_message(port, msg)
             if port.sock.closed:
                 return
+
+    @staticmethod
+    def _router_limit(port: Port):
+        links = port.links
+
+        def limit(first: zmq.Frame) -> int:
+            # A sender with no session may send a HELLO only: [rid, signature, envelope].
+            return MAX_FRAMES + 3 if first.bytes in links else 3
+        return limit
+
+    def _discard(self, port: Port) -> bool:
+        """Discard the next slice of an oversized message; True once it is all gone. The
+        time it took is not held against the socket's other peers (see `_tick`)."""
+        if not discard_rest(port.sock, _DISCARD_SLICE):
+            return False
+        busy = time.monotonic() - port.discarding
+        port.discarding = 0.0
+        for link in port.links.values():
+            link.excuse(busy)
+        return True
 
     def _on_router_message(self, port: Port, msg: list[zmq.Frame]) -> None:
         rid = msg[0].bytes
@@ -62,6 +98,11 @@ class Inbound:
         link = port.links.get(rid)
         if link is None and len(rid) != SESSION_BYTES:
             return self._drop(port, msg, "unknown sender (no handshake)")
+        if link is None and (len(msg) != 3 or len(msg[2]) > HANDSHAKE_BYTES):
+            if rid in port.ended:  # e.g. a message that crossed our BYE
+                port.stats["late message of an ended session"] += 1
+                return None
+            return self._drop(port, msg, _OVERSIZED_HELLO)
         prefix = link.prefix if link is not None else rid + NO_SESSION
         late = link is None and rid in port.ended  # e.g. a PING that crossed our BYE
         parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late)
@@ -156,6 +197,11 @@ class Inbound:
         link.last_heard = time.monotonic()
         if kind == DATA:
             frames = [f.bytes if len(f) < _SMALL else f.buffer for f in msg[_head(link):]]
+            if extra and "j" in extra:  # frames too large for one ZeroMQ frame
+                try:
+                    frames = join_frames(frames, extra["j"])
+                except Malformed as exc:
+                    return self._lose(link, f"a message from {link.address} was malformed: {exc}", True)
             if extra and "b" in extra:
                 try:
                     frames = _take_bulk(link, frames, extra["b"])
@@ -200,6 +246,10 @@ def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
             raise BulkError("malformed bulk reference")
         frames[ref[0]] = bulk.take(frames[ref[0]], ref[1], ref[2], sender)
     return BulkFrames(frames)
+
+
+def _dealer_limit(first: zmq.Frame) -> int:
+    return MAX_FRAMES + 2
 
 
 def _head(link: Link) -> int:

@@ -217,7 +217,9 @@ class Reactor(Inbound):
                 channel = link.channel
                 if not link.alive or (channel is not None and not channel.joined.is_set()):
                     continue
-                state = link.check(now)
+                # (While its socket discards an attacker's message, a peer's own messages
+                # wait behind it: silence then is not the peer's; see Inbound._discard.)
+                state = link.check(now, judge=not port.discarding)
                 if state == "dead":
                     self._lose(link, f"no message from {link.address} for {now - link.last_heard:.1f}s "
                                      f"(dead_after={link.liveness.dead_after}s): host down, network cut "
