@@ -28,7 +28,7 @@ import zmq
 
 from .bulk import BulkError, BulkFrames, BulkWriter, sender_prefix, shared_dir
 from .heartbeat import Link
-from .ports import Port, discard_rest, peer_address, recv_parts
+from .ports import Port, discard_rest, here, peer_address, recv_parts, same_host_pid
 from .protocol import (BYE, DATA, HANDSHAKE_BYTES, HELLO, KIND_NAMES, MAX_FRAMES, NO_SESSION,
                        PING, SESSION_BYTES, WELCOME, Malformed, join_frames, pack_envelope,
                        unpack_envelope)
@@ -130,6 +130,7 @@ class Inbound:
                 return self._drop(port, msg, "malformed WELCOME")
             link.prefix = link.session + session
             link.last_heard = time.monotonic()
+            link.peer_pid = same_host_pid(port, msg[0], extra)
             # None unless same host and user. Files are named after the session id the
             # ROUTER chose (random), so no peer can pick a name that is another's.
             link.bulk = BulkWriter.accept(extra.get("b"), session)
@@ -166,10 +167,12 @@ class Inbound:
         if refusal is not None:
             return self._drop(port, msg, refusal)
         link = Link(self, port, rid, rid, peer_address(msg[1], rid), port.signer, port.liveness)
+        link.peer_pid = same_host_pid(port, msg[1], extra)
         router_session = os.urandom(SESSION_BYTES)
         bulk = shared_dir()
         offer = bulk.offer() if bulk is not None else None
-        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **({"b": offer} if offer else {})})
+        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **here(),
+                                                 **({"b": offer} if offer else {})})
         link.handed = -1  # the WELCOME is not numbered; it does not count as outstanding
         self._send(link, [port.signer.sign(link.prefix, welcome, ()), welcome])
         if not link.alive:  # the peer vanished right after its HELLO (EHOSTUNREACH)

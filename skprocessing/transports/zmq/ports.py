@@ -12,6 +12,7 @@ sequence gap closes the channel, so nothing is lost silently), and fast reconnec
 from __future__ import annotations
 
 import collections
+import os
 from typing import Any, Callable
 
 import zmq
@@ -20,7 +21,8 @@ from .heartbeat import Link, Liveness
 from .protocol import MAX_WIRE_FRAME
 from .security import SessionGuard, Signer, apply_curve
 
-__all__ = ["Port", "configure", "peer_address", "send_parts", "recv_parts", "discard_rest"]
+__all__ = ["Port", "configure", "peer_address", "send_parts", "recv_parts", "discard_rest",
+           "same_host_pid", "here"]
 
 
 class Port:
@@ -43,6 +45,42 @@ class Port:
         self.deadlines: dict[bytes, float] = {}  # pipe hub: ticket -> claim-by time
         self.discarding = 0.0  # when it began discarding an oversized message's rest (0: not)
         self._logged = (0.0, 0)
+
+
+def here() -> dict[str, Any]:
+    """What a HELLO or WELCOME says of its sender, under the signature: its pid, and
+    where that pid means something (this kernel's boot, pid and network namespaces)."""
+    global _here
+    if _here is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                place = f.read().strip() + os.readlink("/proc/self/ns/pid") + os.readlink("/proc/self/ns/net")
+        except OSError:
+            place = ""
+        _here = place
+    return {"p": os.getpid(), "h": _here} if _here else {}
+
+
+_here: str | None = None
+
+
+def same_host_pid(port: Port, frame: zmq.Frame, extra: dict) -> int | None:
+    """The pid of the process that sent `frame` when it runs on this host, in this
+    network namespace (so no link between us can be cut): the kernel's word for an
+    ipc:// peer, inproc:// is this process, else the signed claim of its handshake if it
+    names the same place (`here`). None across hosts."""
+    if port.endpoint.startswith("inproc://"):
+        return os.getpid()
+    mine = here()
+    if not port.endpoint.startswith("ipc://"):
+        pid = extra.get("p")
+        return pid if mine and extra.get("h") == mine["h"] and type(pid) is int and pid > 0 else None
+    try:
+        parts = str(frame.get("Peer-Address")).split(":")
+        pid = int(parts[3]) if len(parts) == 4 and parts[0] == "localhost" else 0
+    except (zmq.ZMQError, TypeError, AttributeError, ValueError):
+        return None
+    return pid or None
 
 
 def peer_address(frame: zmq.Frame, rid: bytes) -> str:
