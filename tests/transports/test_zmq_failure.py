@@ -170,7 +170,9 @@ def test_an_unreachable_peer_surfaces_at_once_not_after_the_heartbeat_limit():
 
 
 @pytest.mark.timeout(60)
-def test_a_stopped_peer_blocks_the_sender_then_is_declared_dead(assert_reaped):
+def test_a_stopped_peer_on_this_host_blocks_the_sender_and_is_dead_only_once_killed(assert_reaped):
+    # A slow process is not a dead one: a peer on this host is judged by its process
+    # being alive, not by silence (heartbeat.py); its death is seen within two heartbeats.
     import threading
     transport = ZmqTransport(f"tcp://127.0.0.1?heartbeat=0.2&dead_after=1.5&hwm=8")
     mine, theirs = transport.pipe()
@@ -189,16 +191,19 @@ def test_a_stopped_peer_blocks_the_sender_then_is_declared_dead(assert_reaped):
                 sent.append(i)
         except ChannelClosed as exc:
             outcome.append(exc)
-    began = time.monotonic()
     sender = threading.Thread(target=flood, daemon=True)
     sender.start()
     try:
+        sender.join(2 * 1.5 + 1)  # twice dead_after: stopped, still alive, still waited for
+        assert sender.is_alive() and not outcome, outcome
+        assert 0 < len(sent) < 200, f"{len(sent)} MiB queued for a stopped peer: no backpressure"
+        handle.kill()
         sender.join(20)
         assert outcome, "the sender was never released"
-        assert 0 < len(sent) < 200, f"{len(sent)} MiB queued for a stopped peer: no backpressure"
-        assert time.monotonic() - began < 1.5 + 3
+        assert "exited" in str(outcome[0]) or "unreachable" in str(outcome[0]), outcome[0]
     finally:
-        os.kill(handle.pid, signal.SIGCONT)
+        if handle.exitcode is None:
+            os.kill(handle.pid, signal.SIGCONT)
         handle.kill()
         # Reaped before the fixture looks: /proc/<pid>/stat of a process caught in the
         # middle of its exit raises ProcessLookupError, which the check does not expect.

@@ -4,13 +4,24 @@ Rules (see `protocol.py`): a side that has sent nothing for `heartbeat` seconds 
 PING; a peer not heard from for `dead_after` seconds is declared dead and its channel
 raises `ChannelClosed`. The reactor thread checks every `tick` seconds, so a loss is
 noticed at most `dead_after + tick` after the peer's last message. User code never sends
-the heartbeats, so a long task in the user's threads does not make its process look dead
-(a C call that holds the GIL longer than `dead_after` would: run such work in a child
-process, as the worker agent does).
+the heartbeats, so a long task in the user's threads does not make its process look dead.
+
+A slow process is not a dead one:
+- silence is measured on this process's own clock, minus its own stalls: when the
+  reactor runs late (this process was stopped, or a C call held the GIL), the time it
+  could not have read anything is not held against any peer (`Link.excuse`);
+- a peer on this host (an ipc:// or inproc:// session: the kernel tells us its pid) is
+  never judged by silence at all: it is dead when its process is gone, which is seen
+  within two heartbeats; a stopped or busy one is waited for, as a local pipe would be.
+  So the channels inside one process (a pool's wake-up pipe) and between a parent and
+  its children (a Share's control channel) survive any pause.
+A peer across TCP that is merely paused for longer than `dead_after` cannot be told
+from a lost host, and is declared dead.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -19,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .bulk import BULK_MIN, forget_sender
-from .protocol import BYE, DATA, NO_SESSION, PING, pack_envelope
+from .protocol import BYE, DATA, MAX_FRAMES, NO_SESSION, PING, pack_envelope, split_frames
 
 if TYPE_CHECKING:
     from .reactor import Port, Reactor
@@ -76,6 +87,7 @@ class Link:
         self._channel: Any = None
         self.bulk: Any = None  # a `bulk.BulkWriter` once the peer offered a shared directory
         self.bulk_sender: str | None = None  # set once the peer sent us bulk files
+        self.peer_pid: int | None = None  # the peer's process, when it is on this host
 
     # The channel is held weakly: a channel the user dropped is collected (and its
     # __del__ ends the session) although the reactor still knows the link.
@@ -97,6 +109,15 @@ class Link:
         written: list[str] = []
         if self.bulk is not None and kind == DATA:
             frames, extra, written = self._to_bulk(frames, extra)
+        frames, joins = split_frames(frames)
+        if joins:
+            extra = dict(extra or {}, j=joins)
+        if len(frames) > MAX_FRAMES:
+            if written:
+                self.bulk.discard(written)
+            from ...errors import TransportError
+            raise TransportError(f"a message of {len(frames)} frames is more than a ZeroMQ "
+                                 f"channel carries ({MAX_FRAMES}); send fewer, larger frames")
         with self.lock:
             if not self.alive:
                 if written:
@@ -148,16 +169,54 @@ class Link:
             forget_sender(self.bulk_sender)  # what the peer left in our directory
         return True
 
-    def check(self, now: float) -> str | None:
-        """Called by the reactor each tick: 'dead', 'ping' or None."""
-        if now - self.last_heard > self.liveness.dead_after:
+    def excuse(self, seconds: float) -> None:
+        """Do not count `seconds` of silence against the peer: time this process could
+        not have read it (its own stall, or its socket busy discarding an attacker's
+        message). A peer that really went meanwhile is found that much later, once."""
+        self.last_heard = min(time.monotonic(), self.last_heard + seconds)
+
+    def check(self, now: float, judge: bool = True) -> str | None:
+        """Called by the reactor each tick: 'dead' (only when `judge`), 'ping' or None."""
+        silent = now - self.last_heard
+        if judge and self.peer_pid is not None:  # on this host: dead when its process is
+            if silent > 2 * self.liveness.heartbeat and not process_exists(self.peer_pid):
+                return "dead"
+        elif judge and silent > self.liveness.dead_after:
             return "dead"
         if now - self.last_sent >= self.liveness.heartbeat:
             return "ping"
         return None
+
+    def death(self, now: float) -> str:
+        """Why `check` said 'dead'."""
+        if self.peer_pid is not None:
+            return f"process {self.peer_pid} at {self.address} exited"
+        return (f"no message from {self.address} for {now - self.last_heard:.1f}s "
+                f"(dead_after={self.liveness.dead_after}s): host down, network cut or process killed")
 
     def ping(self) -> None:
         try:
             self.submit(PING)
         except Exception:
             pass  # ended meanwhile; the tick that follows drops it
+
+
+def process_exists(pid: int) -> bool:
+    """True while process `pid` (of this pid namespace) runs, stopped or not; a zombie
+    (exited, not yet reaped) counts as gone."""
+    if pid == os.getpid():
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True

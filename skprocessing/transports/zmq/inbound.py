@@ -1,5 +1,8 @@
 """The reactor's inbound path: every received message is checked here, in this order.
 
+    0. size         at most `MAX_FRAMES` payload frames (the rest of a larger message is
+                    discarded a slice at a time, see `protocol.py` "Limits"); a sender
+                    without a session: exactly a small HELLO's two frames
     1. shape        enough frames for a signature and an envelope
     2. signature    HMAC over prefix + envelope + payload, constant-time compare; before
                     anything reads the envelope or the payload
@@ -25,9 +28,10 @@ import zmq
 
 from .bulk import BulkError, BulkFrames, BulkWriter, sender_prefix, shared_dir
 from .heartbeat import Link
-from .ports import Port, peer_address, recv_parts
-from .protocol import (BYE, DATA, HELLO, KIND_NAMES, NO_SESSION, PING, SESSION_BYTES, WELCOME,
-                       Malformed, pack_envelope, unpack_envelope)
+from .ports import Port, discard_rest, here, peer_address, recv_parts, same_host_pid
+from .protocol import (BYE, DATA, HANDSHAKE_BYTES, HELLO, KIND_NAMES, MAX_FRAMES, NO_SESSION,
+                       PING, SESSION_BYTES, WELCOME, Malformed, join_frames, pack_envelope,
+                       unpack_envelope)
 
 __all__ = ["Inbound", "log"]
 
@@ -39,6 +43,8 @@ _SMALL = 1 << 16  # frames below this are copied to bytes; larger ones stay zero
 WRONG_KEY = ("bad signature (a worker or client is trying to connect with a different key: "
              "give every side the same key, the same key file, key= text or SKPROCESSING_KEY; "
              "or a session left from an earlier run at this address, which ends by itself)")
+_OVERSIZED_HELLO = "oversized handshake (a sender with no session may send a small HELLO only)"
+_DISCARD_SLICE = 8192  # frames of an oversized message discarded per reactor step
 
 
 class Inbound:
@@ -48,17 +54,47 @@ class Inbound:
     _lose: Any
 
     def _read(self, port: Port) -> None:
+        if port.discarding and not self._discard(port):
+            return
+        limit = self._router_limit(port) if port.router else _dealer_limit
         for _ in range(_BATCH):
             try:
-                msg = recv_parts(port.sock)
+                msg, cut = recv_parts(port.sock, limit)
             except zmq.Again:
                 return
+            if cut:  # more frames than this sender may send: the rest goes unread
+                self._drop(port, msg, _OVERSIZED_HELLO if port.router and msg[0].bytes not in
+                           port.links else f"too many frames (more than {MAX_FRAMES})")
+                port.discarding = time.monotonic()
+                if not self._discard(port):
+                    return
+                continue
             if port.router:
                 self._on_router_message(port, msg)
             else:
                 self._on_dealer_message(port, msg)
             if port.sock.closed:
                 return
+
+    @staticmethod
+    def _router_limit(port: Port):
+        links = port.links
+
+        def limit(first: zmq.Frame) -> int:
+            # A sender with no session may send a HELLO only: [rid, signature, envelope].
+            return MAX_FRAMES + 3 if first.bytes in links else 3
+        return limit
+
+    def _discard(self, port: Port) -> bool:
+        """Discard the next slice of an oversized message; True once it is all gone. The
+        time it took is not held against the socket's other peers (see `_tick`)."""
+        if not discard_rest(port.sock, _DISCARD_SLICE):
+            return False
+        busy = time.monotonic() - port.discarding
+        port.discarding = 0.0
+        for link in port.links.values():
+            link.excuse(busy)
+        return True
 
     def _on_router_message(self, port: Port, msg: list[zmq.Frame]) -> None:
         rid = msg[0].bytes
@@ -67,6 +103,11 @@ class Inbound:
         link = port.links.get(rid)
         if link is None and len(rid) != SESSION_BYTES:
             return self._drop(port, msg, "unknown sender (no handshake)")
+        if link is None and (len(msg) != 3 or len(msg[2]) > HANDSHAKE_BYTES):
+            if rid in port.ended:  # e.g. a message that crossed our BYE
+                port.stats["late message of an ended session"] += 1
+                return None
+            return self._drop(port, msg, _OVERSIZED_HELLO)
         prefix = link.prefix if link is not None else rid + NO_SESSION
         late = link is None and rid in port.ended  # e.g. a PING that crossed our BYE
         parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late,
@@ -95,6 +136,7 @@ class Inbound:
                 return self._drop(port, msg, "malformed WELCOME")
             link.prefix = link.session + session
             link.last_heard = time.monotonic()
+            link.peer_pid = same_host_pid(port, msg[0], extra)
             # None unless same host and user. Files are named after the session id the
             # ROUTER chose (random), so no peer can pick a name that is another's.
             link.bulk = BulkWriter.accept(extra.get("b"), session)
@@ -134,10 +176,12 @@ class Inbound:
         if refusal is not None:
             return self._drop(port, msg, refusal)
         link = Link(self, port, rid, rid, peer_address(msg[1], rid), port.signer, port.liveness)
+        link.peer_pid = same_host_pid(port, msg[1], extra)
         router_session = os.urandom(SESSION_BYTES)
         bulk = shared_dir()
         offer = bulk.offer() if bulk is not None else None
-        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **({"b": offer} if offer else {})})
+        welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **here(),
+                                                 **({"b": offer} if offer else {})})
         link.handed = -1  # the WELCOME is not numbered; it does not count as outstanding
         self._send(link, [port.signer.sign(link.prefix, welcome, ()), welcome])
         if not link.alive:  # the peer vanished right after its HELLO (EHOSTUNREACH)
@@ -165,6 +209,11 @@ class Inbound:
         link.last_heard = time.monotonic()
         if kind == DATA:
             frames = [f.bytes if len(f) < _SMALL else f.buffer for f in msg[_head(link):]]
+            if extra and "j" in extra:  # frames too large for one ZeroMQ frame
+                try:
+                    frames = join_frames(frames, extra["j"])
+                except Malformed as exc:
+                    return self._lose(link, f"a message from {link.address} was malformed: {exc}", True)
             if extra and "b" in extra:
                 try:
                     frames = _take_bulk(link, frames, extra["b"])
@@ -209,6 +258,10 @@ def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
             raise BulkError("malformed bulk reference")
         frames[ref[0]] = bulk.take(frames[ref[0]], ref[1], ref[2], sender)
     return BulkFrames(frames)
+
+
+def _dealer_limit(first: zmq.Frame) -> int:
+    return MAX_FRAMES + 2
 
 
 def _head(link: Link) -> int:

@@ -12,14 +12,17 @@ sequence gap closes the channel, so nothing is lost silently), and fast reconnec
 from __future__ import annotations
 
 import collections
+import os
 from typing import Any, Callable
 
 import zmq
 
 from .heartbeat import Link, Liveness
+from .protocol import MAX_WIRE_FRAME
 from .security import SessionGuard, Signer, apply_curve
 
-__all__ = ["Port", "configure", "peer_address", "send_parts", "recv_parts"]
+__all__ = ["Port", "configure", "peer_address", "send_parts", "recv_parts", "discard_rest",
+           "same_host_pid", "here"]
 
 
 class Port:
@@ -40,7 +43,44 @@ class Port:
         self.keep_open = True  # a ROUTER closes when this is False and no link is left
         self.hwm = 1000
         self.deadlines: dict[bytes, float] = {}  # pipe hub: ticket -> claim-by time
+        self.discarding = 0.0  # when it began discarding an oversized message's rest (0: not)
         self._logged = (0.0, 0)
+
+
+def here() -> dict[str, Any]:
+    """What a HELLO or WELCOME says of its sender, under the signature: its pid, and
+    where that pid means something (this kernel's boot, pid and network namespaces)."""
+    global _here
+    if _here is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                place = f.read().strip() + os.readlink("/proc/self/ns/pid") + os.readlink("/proc/self/ns/net")
+        except OSError:
+            place = ""
+        _here = place
+    return {"p": os.getpid(), "h": _here} if _here else {}
+
+
+_here: str | None = None
+
+
+def same_host_pid(port: Port, frame: zmq.Frame, extra: dict) -> int | None:
+    """The pid of the process that sent `frame` when it runs on this host, in this
+    network namespace (so no link between us can be cut): the kernel's word for an
+    ipc:// peer, inproc:// is this process, else the signed claim of its handshake if it
+    names the same place (`here`). None across hosts."""
+    if port.endpoint.startswith("inproc://"):
+        return os.getpid()
+    mine = here()
+    if not port.endpoint.startswith("ipc://"):
+        pid = extra.get("p")
+        return pid if mine and extra.get("h") == mine["h"] and type(pid) is int and pid > 0 else None
+    try:
+        parts = str(frame.get("Peer-Address")).split(":")
+        pid = int(parts[3]) if len(parts) == 4 and parts[0] == "localhost" else 0
+    except (zmq.ZMQError, TypeError, AttributeError, ValueError):
+        return None
+    return pid or None
 
 
 def peer_address(frame: zmq.Frame, rid: bytes) -> str:
@@ -60,6 +100,9 @@ def configure(sock: zmq.Socket, kind: int, liveness: Liveness, options: dict[str
     sock.setsockopt(zmq.LINGER, int(options.get("linger", 1.0) * 1000))
     sock.setsockopt(zmq.SNDHWM, options.get("hwm", 1000))
     sock.setsockopt(zmq.RCVHWM, options.get("hwm", 1000))
+    # A peer announcing a larger frame is disconnected before libzmq buffers it (larger
+    # payload frames travel in pieces: protocol.split_frames).
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_WIRE_FRAME)
     # No ZMTP heartbeats (HEARTBEAT_IVL/TIMEOUT): libzmq stops reading a connection whose
     # receive queue is full, PINGs included, so a slow but live receiver had its connection
     # dropped, and the messages queued on it were lost. Liveness is the protocol's own
@@ -96,13 +139,29 @@ def send_parts(sock: zmq.Socket, parts: list[Any]) -> None:
         _raw_send(sock, part, _MORE_NOBLOCK if i < last else _NOBLOCK, False, False)
 
 
-def recv_parts(sock: zmq.Socket) -> list[zmq.Frame]:
-    """Receive one whole multipart message as Frames (zmq.Again if none is waiting)."""
-    if _raw_recv is None:
-        return sock.recv_multipart(zmq.NOBLOCK, copy=False)
-    frame = _raw_recv(sock, _NOBLOCK, False, False)
+def recv_parts(sock: zmq.Socket, limit: Callable[[zmq.Frame], int]) -> tuple[list[zmq.Frame], bool]:
+    """Receive one multipart message as Frames (zmq.Again if none is waiting), but no more
+    than `limit(first frame)` frames: (frames, True) when there were more, which are left
+    for `discard_rest`."""
+    recv = _raw_recv or (lambda sock, flags, copy, track: sock.recv(flags, copy=False))
+    frame = recv(sock, _NOBLOCK, False, False)
     parts = [frame]
+    most = limit(frame)
     while frame.more:
-        frame = _raw_recv(sock, 0, False, False)  # the rest is already here
+        if len(parts) >= most:
+            return parts, True
+        frame = recv(sock, 0, False, False)  # the rest is already here
         parts.append(frame)
-    return parts
+    return parts, False
+
+
+def discard_rest(sock: zmq.Socket, budget: int) -> bool:
+    """Read and drop up to `budget` frames of a message `recv_parts` cut short; True once
+    its last frame is gone."""
+    if not sock.get(zmq.RCVMORE):
+        return True
+    recv = _raw_recv or (lambda sock, flags, copy, track: sock.recv(flags, copy=False))
+    for _ in range(budget):
+        if not recv(sock, 0, False, False).more:
+            return True
+    return False

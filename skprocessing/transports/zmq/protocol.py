@@ -34,6 +34,20 @@ or it is closed, so the channel closes and says why. Both session ids are in eve
 signature, so a message captured from one session is worthless in another, and a
 replayed HELLO is refused by `security.SessionGuard`.
 
+Limits. Nothing is read or hashed for a sender before its size is known to be bounded:
+- ZeroMQ itself (ZMQ_MAXMSGSIZE = `MAX_WIRE_FRAME`) disconnects a peer that announces a
+  frame larger than that, before buffering it; so a frame larger than `WIRE_FRAME`
+  travels as pieces (extra {"j": [[first wire frame, pieces], ...]}, under the
+  signature) and is joined on arrival; a peer that has not completed a handshake can
+  make this process hold at most one such frame per connection being read;
+- a sender without a session may only send a HELLO: exactly [signature, envelope],
+  the envelope at most `HANDSHAKE_BYTES`; anything else is dropped before its signature
+  is computed;
+- a message of more than `MAX_FRAMES` payload frames is dropped after reading that many;
+  its remaining frames are read and discarded a slice at a time between the reactor's
+  other work, so one message cannot stall the thread (and the silence of the other
+  peers of that socket meanwhile is not held against them).
+
 Heartbeats. Any valid message proves the peer alive. A side that has sent nothing for
 `heartbeat` seconds sends a PING; a peer silent for `dead_after` seconds is dead: its
 channel raises `ChannelClosed`. Both are sent and checked by the reactor thread, never
@@ -48,13 +62,22 @@ from typing import Any
 import msgpack
 
 __all__ = ["HELLO", "WELCOME", "DATA", "PING", "BYE", "KIND_NAMES", "SESSION_BYTES",
-           "NO_SESSION", "new_session", "pack_envelope", "unpack_envelope", "Malformed"]
+           "NO_SESSION", "new_session", "pack_envelope", "unpack_envelope", "Malformed",
+           "MAX_FRAMES", "WIRE_FRAME", "MAX_WIRE_FRAME", "HANDSHAKE_BYTES", "split_frames",
+           "join_frames"]
 
 HELLO, WELCOME, DATA, PING, BYE = 1, 2, 3, 4, 5
 KIND_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", DATA: "DATA", PING: "PING", BYE: "BYE"}
 SESSION_BYTES = 16
 NO_SESSION = bytes(SESSION_BYTES)
 SIGNATURE_BYTES = 32
+
+# Limits on what a peer may make this process hold or read before its message is
+# authenticated (see "Limits" above).
+MAX_FRAMES = 65536          # payload frames of one message, as they travel
+WIRE_FRAME = 16 << 20       # a larger payload frame travels as pieces of this size
+MAX_WIRE_FRAME = WIRE_FRAME + (1 << 20)  # ZMQ_MAXMSGSIZE (room for the largest envelope)
+HANDSHAKE_BYTES = 1024      # the envelope of a message from a sender with no session
 
 
 class Malformed(ValueError):
@@ -88,3 +111,48 @@ def unpack_envelope(data: Any, frames: list) -> tuple[int, int, dict | None]:
     if extra is not None and not isinstance(extra, dict):
         raise Malformed("bad envelope extra")
     return kind, seq, extra
+
+
+def split_frames(frames: Any) -> tuple[Any, list[list[int]] | None]:
+    """(wire frames, joins): each payload frame larger than `WIRE_FRAME` cut into pieces
+    (zero-copy views); `joins` lists [first piece index, piece count] for the receiver."""
+    out: list[Any] | None = None
+    joins: list[list[int]] = []
+    for index, frame in enumerate(frames):
+        size = _nbytes(frame)
+        if size <= WIRE_FRAME:
+            if out is not None:
+                out.append(frame)
+            continue
+        if out is None:
+            out = list(frames[:index])
+        view = memoryview(frame)
+        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
+        joins.append([len(out), -(-size // WIRE_FRAME)])
+        out.extend(view[at:at + WIRE_FRAME] for at in range(0, size, WIRE_FRAME))
+    return (frames, None) if out is None else (out, joins)
+
+
+def join_frames(frames: list, joins: Any) -> list:
+    """Undo `split_frames` on a verified message; `Malformed` if `joins` does not fit."""
+    if not isinstance(joins, list):
+        raise Malformed("bad frame joins")
+    out: list[Any] = []
+    at = 0
+    for join in joins:
+        if (not isinstance(join, list) or len(join) != 2 or type(join[0]) is not int
+                or type(join[1]) is not int or join[0] < at or join[1] < 2
+                or join[0] + join[1] > len(frames)):
+            raise Malformed("bad frame joins")
+        first, count = join
+        out.extend(frames[at:first])
+        whole = bytearray(sum(_nbytes(f) for f in frames[first:first + count]))
+        offset = 0
+        for piece in frames[first:first + count]:
+            size = _nbytes(piece)
+            whole[offset:offset + size] = piece
+            offset += size
+        out.append(memoryview(whole))
+        at = first + count
+    out.extend(frames[at:])
+    return out

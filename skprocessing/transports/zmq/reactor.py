@@ -204,6 +204,13 @@ class Reactor(Inbound):
 
     def _tick(self, now: float) -> None:
         tick = 0.25
+        late = now - self._next_tick
+        if self._next_tick and late > _STALL:
+            # This thread could not run (the process was stopped, or a C call held the
+            # GIL): the peers' silence meanwhile is our own (see heartbeat.py).
+            for port in self._ports.values():
+                for link in port.links.values():
+                    link.excuse(late)
         for port in list(self._ports.values()):
             tick = min(tick, port.liveness.tick)
             for ticket, deadline in list(port.deadlines.items()):
@@ -217,11 +224,11 @@ class Reactor(Inbound):
                 channel = link.channel
                 if not link.alive or (channel is not None and not channel.joined.is_set()):
                     continue
-                state = link.check(now)
+                # (While its socket discards an attacker's message, a peer's own messages
+                # wait behind it: silence then is not the peer's; see Inbound._discard.)
+                state = link.check(now, judge=not port.discarding)
                 if state == "dead":
-                    self._lose(link, f"no message from {link.address} for {now - link.last_heard:.1f}s "
-                                     f"(dead_after={link.liveness.dead_after}s): host down, network cut "
-                                     f"or process killed", True)
+                    self._lose(link, link.death(now), True)
                 elif state == "ping":
                     link.ping()
         self._next_tick = now + tick
@@ -281,6 +288,7 @@ class Reactor(Inbound):
 
 
 _UNREACHABLE = "peer {} is unreachable (connection gone)"
+_STALL = 0.05  # seconds a tick may be late before the lateness is excused to every peer
 _SETTLE_ROUNDS = 4096  # reads of up to 256 messages each
 
 

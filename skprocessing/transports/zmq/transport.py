@@ -53,7 +53,7 @@ from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
 from .listener import ZmqListener, fixed_address, fresh_address, remove_dir, remove_private_dirs
-from .ports import Port
+from .ports import Port, here
 from .reactor import get_reactor, shutdown_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
@@ -169,7 +169,7 @@ class ZmqTransport(Transport):
             link = Link(reactor, port, None, session, address, signer, self.liveness)
             link.channel = channel
             port.links[b""] = link
-            hello = pack_envelope(HELLO, 0, (), {"t": time.time(), "ticket": ticket})
+            hello = pack_envelope(HELLO, 0, (), {"t": time.time(), "ticket": ticket, **here()})
             port.sock.send_multipart([signer.sign(link.prefix, hello, ()), hello], flags=zmq.NOBLOCK)
             return port
         try:
