@@ -31,6 +31,7 @@ from ..process import Skprocess
 from ._call import Call
 from ._chunks import MAX_CHUNK, Profile
 from ._messages import FUNCTION_BODY
+from ._progress import ProgressSpec, make_reporter
 from ._results import ResultIterator, collect
 from ._scheduler import Scheduler
 
@@ -55,47 +56,50 @@ class _Maps:
     @modifiable
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
             timeout: float | None = None, retries: int | None = None,
-            _modifier_timeout: float | None = None) -> list:
+            progress: ProgressSpec = None, _modifier_timeout: float | None = None) -> list:
         """`[fn(item) for item in items]`, in input order, run on the workers.
 
         `chunksize`: items sent per message (default: automatic). `timeout`: seconds per
         item; an item that runs over fails with `ProcessTimeoutError` and its worker is
         replaced (items are then sent one at a time, whatever `chunksize` says).
-        `retries`: how often an item whose worker died is tried again.
+        `retries`: how often an item whose worker died is tried again. `progress`: True
+        for a live bar (done/total, rate, ETA; tqdm if installed, else a line on stderr), or
+        a callable `progress(done, total)` (total None for an input of unknown length).
         Raises the first task error to arrive (its type, with the worker's traceback as
         `__cause__`), `ProcessDiedError` for an item whose worker died, `SerializationError`
         naming the item, `ResultTimeoutError` from `.timeout(s)` (the whole call), and
         `StateError` on a closed pool.
         """
         return self._pool._run("map", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout)
+                               _modifier_timeout, progress)
 
     @modifiable
     def unordered_map(self, fn: Callable[..., Any], items: Iterable[Any], *,
                       chunksize: int | None = None, timeout: float | None = None,
-                      retries: int | None = None, _modifier_timeout: float | None = None) -> list:
+                      retries: int | None = None, progress: ProgressSpec = None,
+                      _modifier_timeout: float | None = None) -> list:
         """Like `map`, but the list is in completion order."""
         return self._pool._run("unordered_map", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout)
+                               retries, _modifier_timeout, progress)
 
     @modifiable
     def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
              timeout: float | None = None, retries: int | None = None,
-             _modifier_timeout: float | None = None) -> ResultIterator:
+             progress: ProgressSpec = None, _modifier_timeout: float | None = None) -> ResultIterator:
         """An iterator of results in input order, streaming: the input is read lazily (a
         window of items ahead of the reader) and results arrive while items are still
         being sent. A task's error is raised at its position; iteration may go on."""
         return self._pool._run("imap", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout)
+                               _modifier_timeout, progress)
 
     @modifiable
     def unordered_imap(self, fn: Callable[..., Any], items: Iterable[Any], *,
                        chunksize: int | None = None, timeout: float | None = None,
-                       retries: int | None = None,
+                       retries: int | None = None, progress: ProgressSpec = None,
                        _modifier_timeout: float | None = None) -> ResultIterator:
         """Like `imap`, in completion order."""
         return self._pool._run("unordered_imap", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout)
+                               retries, _modifier_timeout, progress)
 
 
 class _StarMaps(_Maps):
@@ -269,16 +273,19 @@ class Pool(_Maps):
     # -- internals ---------------------------------------------------------------------------
     def _run(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
              chunksize: int | None, timeout: float | None, retries: int | None,
-             seconds: float | None) -> Any:
-        call = self._submit(mode, star, fn, items, chunksize, timeout, retries)
+             seconds: float | None, progress: ProgressSpec = None) -> Any:
+        call = self._submit(mode, star, fn, items, chunksize, timeout, retries, progress=progress)
         ordered = not mode.startswith("unordered")
         if mode in _LISTS:
             return collect(self, call, ordered, seconds)
         return ResultIterator(self, call, ordered, seconds)
 
     def _submit(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
-                chunksize: int | None, timeout: float | None, retries: int | None) -> Call:
-        name = f"Pool.{'star().' if star else ''}{mode}"
+                chunksize: int | None, timeout: float | None, retries: int | None, *,
+                name: str | None = None, progress: ProgressSpec = None) -> Call:
+        """`progress`: the user's `progress=` (see `_progress.make_reporter`)."""
+        name = name or f"Pool.{'star().' if star else ''}{mode}"
+        reporter = make_reporter(progress, name)  # a wrong type fails here, before anything runs
         if not callable(fn):
             raise TypeError(f"{name}: fn must be callable, not {type(fn).__name__} {fn!r}")
         if not isinstance(items, Iterable):
@@ -310,6 +317,9 @@ class Pool(_Maps):
                         name=name, profile=self._profiles.get(key))
             call.profile_key = key
             call.pool = self
+            if reporter is not None:
+                reporter.begin(call.planner.total)
+                call.progress = reporter
             self._calls.add(call)
         self._scheduler.submit(call)
         return call
@@ -318,6 +328,8 @@ class Pool(_Maps):
         self._scheduler.cancel(call, kill)
 
     def _forget(self, call: Call) -> None:
+        if call.progress is not None:
+            call.progress.close()
         profile = call.planner.profile
         with self._lock:
             self._calls.discard(call)
