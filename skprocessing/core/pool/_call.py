@@ -48,6 +48,8 @@ class Call:
         self.consumed = 0         # items the caller has taken (caller thread writes)
         self.blocked = False      # the scheduler waits for the caller to read (window full)
         self.cancelled = False
+        # Optional, set by the Pool before the call is submitted:
+        self.progress: Any = None  # .advance(items) as the caller takes finished chunks
         self._cond = threading.Condition(threading.Lock())
         self._ready: deque[tuple[int, list, dict | None]] = deque()
         self._failure: BaseException | None = None
@@ -154,7 +156,10 @@ class Call:
                 if wait is not None and wait <= 0:
                     return TIMED_OUT
                 self._cond.wait(wait)
-            return self._ready.popleft()
+            got = self._ready.popleft()
+        if self.progress is not None:
+            self.progress.advance(len(got[1]))
+        return got
 
     def taken(self, count: int) -> None:
         """The caller has read `count` more items: reopen the window if it was full."""

@@ -33,6 +33,7 @@ from ..process import Skprocess
 from ._call import Call
 from ._chunks import MAX_CHUNK, Profile
 from ._messages import FUNCTION_BODY
+from ._progress import ProgressSpec, make_reporter
 from ._results import ResultIterator, collect
 from ._scheduler import Scheduler
 
@@ -57,7 +58,8 @@ class _Maps:
     @modifiable(cancellable=True)
     def map(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
             timeout: float | None = None, retries: int | None = None,
-            _modifier_timeout: float | None = None, _modifier_cancel: Cancel | None = None) -> list:
+            progress: ProgressSpec = None, _modifier_timeout: float | None = None,
+            _modifier_cancel: Cancel | None = None) -> list:
         """`[fn(item) for item in items]`, in input order, run on the workers.
 
         `fn`: any callable (a lambda, a closure, a bound method, an `Skprocess` subclass).
@@ -67,6 +69,9 @@ class _Maps:
         one at a time, whatever `chunksize` says). `retries`: how often an item whose
         worker died is tried again (default 0). The pool's own `chunksize`, `timeout` and
         `retries` are the defaults.
+        `progress`: True for a live bar (done/total, rate, ETA; tqdm if installed, else a
+        line on stderr), or a callable `progress(done, total)` (total None for an input of
+        unknown length).
 
         Raises the first task error to arrive (its type, with the worker's traceback as
         `__cause__`), `ProcessDiedError` for an item whose worker died, `SerializationError`
@@ -75,22 +80,23 @@ class _Maps:
         Future or the awaiting task stops the call (no queued item starts).
         """
         return self._pool._run("map", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout, _modifier_cancel)
+                               _modifier_timeout, _modifier_cancel, progress=progress)
 
     @modifiable(cancellable=True)
     def unordered_map(self, fn: Callable[..., Any], items: Iterable[Any], *,
                       chunksize: int | None = None, timeout: float | None = None,
-                      retries: int | None = None, _modifier_timeout: float | None = None,
+                      retries: int | None = None, progress: ProgressSpec = None,
+                      _modifier_timeout: float | None = None,
                       _modifier_cancel: Cancel | None = None) -> list:
         """Like `map` (the same arguments and errors), but the list is in completion
         order: the fastest items first."""
         return self._pool._run("unordered_map", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout, _modifier_cancel)
+                               retries, _modifier_timeout, _modifier_cancel, progress=progress)
 
     @modifiable(iterator=True)
     def imap(self, fn: Callable[..., Any], items: Iterable[Any], *, chunksize: int | None = None,
              timeout: float | None = None, retries: int | None = None,
-             _modifier_timeout: float | None = None,
+             progress: ProgressSpec = None, _modifier_timeout: float | None = None,
              _modifier_cancel: Cancel | None = None) -> ResultIterator:
         """An iterator of results in input order, streaming: the input is read lazily (at
         most a window of items, and of `READ_AHEAD_BYTES`, ahead of the reader) and results
@@ -101,16 +107,17 @@ class _Maps:
         `.background()`: a Future of the list. `.asynced()`: `await` it for the list, or
         `async for result in pool.imap.asynced()(fn, items)` to stream."""
         return self._pool._run("imap", self._star, fn, items, chunksize, timeout, retries,
-                               _modifier_timeout, _modifier_cancel)
+                               _modifier_timeout, _modifier_cancel, progress=progress)
 
     @modifiable(iterator=True)
     def unordered_imap(self, fn: Callable[..., Any], items: Iterable[Any], *,
                        chunksize: int | None = None, timeout: float | None = None,
-                       retries: int | None = None, _modifier_timeout: float | None = None,
+                       retries: int | None = None, progress: ProgressSpec = None,
+                       _modifier_timeout: float | None = None,
                        _modifier_cancel: Cancel | None = None) -> ResultIterator:
         """Like `imap` (the same arguments, errors and modifiers), in completion order."""
         return self._pool._run("unordered_imap", self._star, fn, items, chunksize, timeout,
-                               retries, _modifier_timeout, _modifier_cancel)
+                               retries, _modifier_timeout, _modifier_cancel, progress=progress)
 
 
 class _StarMaps(_Maps):
@@ -285,8 +292,9 @@ class Pool(_Maps):
     # -- internals ---------------------------------------------------------------------------
     def _run(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
              chunksize: int | None, timeout: float | None, retries: int | None,
-             seconds: float | None, cancel: Cancel | None = None) -> Any:
-        call = self._submit(mode, star, fn, items, chunksize, timeout, retries)
+             seconds: float | None, cancel: Cancel | None = None,
+             progress: ProgressSpec = None) -> Any:
+        call = self._submit(mode, star, fn, items, chunksize, timeout, retries, progress=progress)
         if cancel is not None:  # .background() / .asynced(): cancelling the Future stops it
             cancel.bind(lambda: self._abort(call))
         ordered = not mode.startswith("unordered")
@@ -295,8 +303,11 @@ class Pool(_Maps):
         return ResultIterator(self, call, ordered, seconds)
 
     def _submit(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
-                chunksize: int | None, timeout: float | None, retries: int | None) -> Call:
-        name = f"Pool.{'star().' if star else ''}{mode}"
+                chunksize: int | None, timeout: float | None, retries: int | None, *,
+                name: str | None = None, progress: ProgressSpec = None) -> Call:
+        """`progress`: the user's `progress=` (see `_progress.make_reporter`)."""
+        name = name or f"Pool.{'star().' if star else ''}{mode}"
+        reporter = make_reporter(progress, name)  # a wrong type fails here, before anything runs
         if not callable(fn):
             raise TypeError(f"{name}: fn must be callable, not {type(fn).__name__} {fn!r}")
         if not isinstance(items, Iterable):
@@ -328,6 +339,9 @@ class Pool(_Maps):
                         name=name, profile=self._profiles.get(key))
             call.profile_key = key
             call.pool = self
+            if reporter is not None:
+                reporter.begin(call.planner.total)
+                call.progress = reporter
             self._calls.add(call)
         self._scheduler.submit(call)
         return call
@@ -342,6 +356,8 @@ class Pool(_Maps):
         call.fail(CancelledError(f"{call.name} was cancelled"))
 
     def _forget(self, call: Call) -> None:
+        if call.progress is not None:
+            call.progress.close()
         profile = call.planner.profile
         with self._lock:
             self._calls.discard(call)
