@@ -20,6 +20,7 @@ as their own frames without a copy.
 from __future__ import annotations
 
 import atexit
+import enum
 import os
 import sys
 import threading
@@ -30,12 +31,28 @@ from typing import Any, TypeAlias
 
 from ..errors import ChannelClosed, TransportError
 
-__all__ = ["Buffer", "Frames", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
+__all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
            "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
            "holding", "released", "send_held", "holder_flushing"]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Frames: TypeAlias = list[Buffer]
+
+
+class Capability(enum.Enum):
+    """What a backend guarantees beyond the interface; the core reads these, never a name."""
+
+    CROSS_HOST = "cross-host"
+    """Peers on other hosts may connect: a round trip costs a network's latency, and a
+    service meant for other hosts (a Share a network pool's workers use) can live on it."""
+
+    IMMEDIATE_DELIVERY = "immediate-delivery"
+    """`send()` returns with the message in the receiver's queue, so whatever this process
+    sends next, on any channel, arrives after it (a Share then needs no read barrier)."""
+
+    DEATH_CLOSES_CHANNELS = "death-closes-channels"
+    """A process's channels close the moment it dies, after everything it sent: nobody
+    needs to watch its `ProcessHandle` to notice the death or to hear its last words."""
 
 
 class Channel(ABC):
@@ -163,6 +180,7 @@ class Transport(ABC):
     """A backend: makes channels, signals and processes. See the module docstring."""
 
     name: str = "abstract"
+    capabilities: frozenset[Capability] = frozenset()
 
     @abstractmethod
     def pipe(self, duplex: bool = True) -> tuple[Channel, Channel]:
@@ -186,7 +204,8 @@ class Transport(ABC):
         """Run `entry(*args)` in a new process.
 
         `entry` must be importable (a module-level function); `args` may hold this
-        transport's channels, flags and counters, bytes, and plain picklable data.
+        transport itself, its channels, flags and counters, bytes, and plain picklable
+        data.
         """
 
     @abstractmethod
@@ -199,6 +218,12 @@ class Transport(ABC):
         """Get ready to `start()` processes. Callers that are about to start threads of
         their own (a pool's scheduler) call it first, so a backend that forks can still do
         so while that is safe. Idempotent; the default does nothing."""
+
+    def address_beside(self, address: str) -> str | None:
+        """Where to `listen()` for a fresh listener that the peers reaching `address` (one
+        of this transport's listeners) reach too, e.g. another port on the same interface.
+        None, the default, is a fresh private address (`listen(None)`)."""
+        return None
 
     def spec(self) -> str | Transport:
         """What another process passes to `get_transport()` to reach the same transport: its

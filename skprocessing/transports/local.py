@@ -26,7 +26,7 @@ from ..errors import TransportError
 from ._launcher import LaunchedProcess, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
-from .base import Channel, Counter, Flag, Listener, Transport, send_held
+from .base import Capability, Channel, Counter, Flag, Listener, Transport, send_held
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
 
@@ -171,6 +171,8 @@ class LocalTransport(Transport):
     """Processes on this machine; see the module docstring."""
 
     name = "local"
+    # A Unix socket send lands in the peer's buffer; a dead process's sockets close at once.
+    capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS})
 
     def __init__(self, url: str | None = None):
         self.url = url or "local://"

@@ -58,3 +58,12 @@ def dial_url_and_echo(url: str, address: str) -> None:
     """Connect the way a pool worker does: a transport rebuilt from its URL alone."""
     from skprocessing.transports import get_transport
     dial_and_echo(get_transport(url), address)
+
+
+from skprocessing.transports.local import LocalTransport  # noqa: E402
+
+
+class RenamedLocal(LocalTransport):
+    """The local transport under another name: the core must treat it exactly the same."""
+
+    name = "renamed-local"

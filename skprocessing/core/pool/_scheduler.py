@@ -30,7 +30,7 @@ from typing import Any
 
 from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
-from ...transports.base import Channel, ProcessHandle, Transport
+from ...transports.base import Capability, Channel, ProcessHandle, Transport
 from ._call import Call
 from ._chunks import Chunk
 from ._dispatch import Dispatching
@@ -69,7 +69,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._lost_workers = 0
         self._no_workers_since: float | None = time.monotonic()
         self._next_handle_check = 0.0
-        self._watch_handles = getattr(transport, "name", "") != "local"
+        self._watch_handles = Capability.DEATH_CLOSES_CHANNELS not in transport.capabilities
         self._settling: set[Channel] = set()
         self._reliable_last_words = not self._watch_handles
         self._starting: dict[int, ProcessHandle] = {}

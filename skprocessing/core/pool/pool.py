@@ -26,7 +26,7 @@ from ..._seconds import seconds
 from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Transport
+from ...transports.base import Capability, Transport
 from .._destination import bound_for
 from ..modifiers import Cancel, modifiable
 from ..process import Skprocess
@@ -176,12 +176,13 @@ class Pool(_Maps):
         self._ids = itertools.count(1)
         self.workers = workers
         transport, owned = _transport(transport, key)
-        if workers == 0 and transport.name == "local":
+        network = Capability.CROSS_HOST in transport.capabilities
+        if workers == 0 and not network:
             raise ValueError("workers=0 makes a head that only workers joining by address "
                              "use; give a network transport, e.g. transport='tcp://0.0.0.0:5555'")
         if prefetch is None:
             # A network round trip costs more than a local one: keep more chunks in flight.
-            prefetch = 2 if transport.name == "local" else 4
+            prefetch = 4 if network else 2
         transport.prepare()  # before the scheduler's threads: a backend may still fork safely
         self._transport = transport
         try:
@@ -212,11 +213,10 @@ class Pool(_Maps):
         (`_worker.worker_main(transport, address, codec token, None, credits)`)."""
         return self._scheduler.address
 
-    def _neighbour_address(self) -> str:
+    def _neighbour_address(self) -> str | None:
         """Where a service for this pool's workers listens (a Share, a remote process's
         links): beside the pool, which the workers already reach, at a fresh address."""
-        scheme, _, rest = str(self.address).partition("://")
-        return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else f"{scheme}://"
+        return self._transport.address_beside(self.address)
 
     def status(self) -> dict[str, Any]:
         """What the pool is doing now: `workers` (connected), `hosts` ({host: workers}),

@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import ChannelClosed, SerializationError, TransportError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Frames, Transport
+from ...transports.base import Capability, Frames, Transport
 from ._connection import Connection, open_connection
 from ._handler import Handler, Session
 from ._protocol import ERR, REPLY, ShareError, Wire, format_path
@@ -135,32 +135,35 @@ class Client:
             return self._channel
         if self.address is None:
             raise ShareError(f"{_describe(what)}: the Share was never started")
+        transport = None
         try:
             transport = self.transport or get_transport(self.transport_spec)
             self._channel, _ = open_connection(transport, self.candidates or (self.address,),
                                                self.key, self.codec, _CONNECT_TIMEOUT)
         except (TransportError, OSError, ValueError) as exc:
             self.error = f"cannot reach the Share coordinator at {self.address}: {exc}"
-            raise ShareError(f"{_describe(what)}: {self.error} ({self._hint()})") from None
+            hint = self._hint(transport)
+            raise ShareError(f"{_describe(what)}: {self.error} ({hint})") from None
         self._forget_types()
         return self._channel
 
-    def _hint(self) -> str:
+    def _hint(self, transport: Transport | None) -> str:
+        if transport is None:
+            return "stopped or gone?"
         here = _host()
-        if self.address and self.address.startswith("local://"):
+        if Capability.CROSS_HOST not in transport.capabilities:
             where = (f"it was created on host {self.origin} and is used on {here}"
                      if self.origin != here else "stopped or gone, or used from another "
                      "network namespace or container")
-            return (f"this Share serves on the local transport, so only processes on the "
-                    f"host that created it can reach it ({where}); to use it from other "
+            return (f"this Share serves on a same-host transport ({transport.name}), so only "
+                    f"processes on the host that created it can reach it ({where}); to use "
+                    f"it from other "
                     f"hosts, create it with Share(transport=pool) for a Pool on the ZeroMQ "
                     f"transport, or Share(transport='tcp://0.0.0.0:5556', key=...), and give "
                     f"every host the key (SKPROCESSING_KEY, or the worker's --key-file)")
-        if self.transport_spec and str(self.transport_spec).startswith(("tcp:", "ipc:", "zmq:")):
-            return ("stopped or gone? A Share on a network transport is reachable from "
-                    "processes that have its key: started by its transport (Pool workers, "
-                    "process.start(transport=...)), or given SKPROCESSING_KEY / --key-file")
-        return "stopped or gone?"
+        return ("stopped or gone? A Share on a network transport is reachable from "
+                "processes that have its key: started by its transport (Pool workers, "
+                "process.start(transport=...)), or given SKPROCESSING_KEY / --key-file")
 
     def _broken(self, exc: BaseException, what: Any) -> ShareError:
         self._close_channel()

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ...transports.base import (Channel, Frames, Transport, at_process_exit, holder_flushing,
+from ...transports.base import (Capability, Channel, Frames, Transport, at_process_exit, holder_flushing,
                                 holding, released)
 from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
                         sync_gen)
@@ -280,7 +280,7 @@ def open_connection(transport: Transport, candidates: Sequence[str], ident: str,
     coordinator may listen at the same port on this host's loopback, say).
     Raises TransportError (or OSError) when none answers within `timeout`."""
     def wrap(channel: Channel) -> Connection:
-        if transport.name == "local":
+        if Capability.IMMEDIATE_DELIVERY in transport.capabilities:
             return Direct(channel)
         return Syncing(channel, wire.encode(FENCE | REPLY, ()))
     if len(candidates) == 1:

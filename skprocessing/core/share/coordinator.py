@@ -37,7 +37,7 @@ from typing import Any
 from ...errors import ChannelClosed, DeserializationError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Channel, Frames, Listener, Transport
+from ...transports.base import Capability, Channel, Frames, Listener, Transport
 from ._barrier import Barrier
 from ._handler import Handler, Session
 from ._protocol import BATCH_KIND, FENCE, REPLY, SYNCED, WHO, Wire, sync_gen, unbatch
@@ -85,7 +85,8 @@ class Coordinator:
         self.sessions: dict[Channel, Session] = {}
         self.stopping = False
         # Sends that return before delivery (a network transport) need the read barrier.
-        self.barrier = Barrier() if transport.name != "local" else None
+        immediate = Capability.IMMEDIATE_DELIVERY in transport.capabilities
+        self.barrier = None if immediate else Barrier()
 
     def run(self) -> None:
         if self.barrier is not None:

@@ -32,7 +32,7 @@ from ..._seconds import seconds
 from ...errors import StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Channel, ProcessHandle, Transport
+from ...transports.base import Capability, Channel, ProcessHandle, Transport
 from .._destination import destination
 from . import coordinator
 from ._client import Client, client_from_token, register_client
@@ -90,10 +90,9 @@ class _Owner:
             saved, failed = self.store.snapshot(codec.serializer.dumps)
             _warn_lost(failed, "start()")
             control, child_control = self.transport.pipe()
-            # A network transport goes as itself: its start() hands the key over privately.
-            spec = self.client.transport_spec if self.transport.name == "local" else self.transport
-            handle = self.transport.start(coordinator.main, spec, codec.token(), child_control,
-                                          self.bind, self.client.key, saved)
+            # The transport goes as itself (its start() hands a key over privately).
+            handle = self.transport.start(coordinator.main, self.transport, codec.token(),
+                                          child_control, self.bind, self.client.key, saved)
             child_control.close()
             address, reachable = _await_ready(control, handle)
             self.handle, self.control = handle, control
@@ -236,7 +235,7 @@ class Share:
         client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
         register_client(client)
         owner = _Owner(backend, client, bind, advertise)
-        owner.movable = transport is None and backend.name == "local"
+        owner.movable = transport is None and Capability.CROSS_HOST not in backend.capabilities
         object.__setattr__(self, "_sk_client", client)
         object.__setattr__(self, "_sk_owner", owner)
         if auto_start:
@@ -358,7 +357,7 @@ class Share:
         owner = self._owned()
         if owner is not None and owner.movable:
             pool = destination()
-            if pool is not None and pool.transport.name != "local":
+            if pool is not None and Capability.CROSS_HOST in pool.transport.capabilities:
                 owner.serve_on(self, pool)  # bound for other hosts: serve where they reach
             else:
                 owner.sent = True

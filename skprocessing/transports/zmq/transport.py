@@ -46,7 +46,7 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Channel, Counter, Flag, Transport, run_exit_hooks
+from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
@@ -72,6 +72,9 @@ class ZmqTransport(Transport):
     """The ZeroMQ backend; see the module docstring for URLs and options."""
 
     name = "zmq"
+    # Sends go out on the reactor thread (asynchronously); a host's death shows only as
+    # heartbeat silence.
+    capabilities = frozenset({Capability.CROSS_HOST})
 
     def __init__(self, url: str = "zmq://", *, key: bytes | str | None = None,
                  key_file: str | None = None, curve: bool | None = None,
@@ -151,6 +154,11 @@ class ZmqTransport(Transport):
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
                     raise TransportError(f"cannot listen at {address}: {exc}") from exc
                 time.sleep(0.02)
+
+    def address_beside(self, address: str) -> str:
+        """A fresh port on the interface `address` is bound to, or a fresh ipc path."""
+        scheme, _, rest = str(address).partition("://")
+        return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else f"{scheme}://"
 
     def connect(self, address: str, timeout: float | None = None) -> ZmqChannel:
         self._check_curve()

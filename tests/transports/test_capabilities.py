@@ -1,0 +1,93 @@
+"""The core chooses behaviour by a transport's declared capabilities, never by its name:
+the local transport under another name gets exactly the same treatment."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import skprocessing
+from skprocessing import Pool, Share
+from skprocessing.core.share._connection import Direct, Syncing
+from skprocessing.transports import get_transport
+from skprocessing.transports.base import Capability
+
+from ._entries import RenamedLocal
+
+CORE = Path(skprocessing.__file__).parent / "core"
+
+
+def _square(x):
+    return x * x
+
+
+def _count(share, n):
+    for _ in range(n):
+        share.hits += 1
+    return n
+
+
+def _behaviour(transport) -> dict:
+    """What the core decided for `transport`, read from the objects it built."""
+    seen = {}
+    with pytest.raises(ValueError, match="workers=0"):
+        Pool(0, transport=transport)
+    with Pool(2, transport=transport) as pool:
+        seen["credits"] = pool._scheduler.credits
+        seen["watch_handles"] = pool._scheduler._watch_handles
+        seen["beside"] = pool._neighbour_address()
+        seen["map"] = pool.map(_square, range(50))
+        share = Share(transport=transport)
+        share.hits = 0
+        seen["counted"] = sum(pool.star().map(_count, [(share, 250)] * 4))
+        seen["hits"] = share.hits
+        seen["connection"] = type(share._sk_client._channel).__name__
+        share.stop()
+    return seen
+
+
+@pytest.mark.timeout(120)
+def test_a_renamed_local_transport_gets_the_same_core_behaviour():
+    local, renamed = get_transport("local://"), RenamedLocal()
+    assert renamed.name != local.name and renamed.capabilities == local.capabilities
+    assert _behaviour(renamed) == _behaviour(local) == {
+        "credits": 2, "watch_handles": False, "beside": None, "map": [x * x for x in range(50)],
+        "counted": 1000, "hits": 1000, "connection": Direct.__name__}
+
+
+def test_the_backends_declare_what_the_core_reads():
+    assert get_transport("local://").capabilities == {Capability.IMMEDIATE_DELIVERY,
+                                                      Capability.DEATH_CLOSES_CHANNELS}
+    zmq = get_transport("tcp://127.0.0.1:0")
+    assert zmq.capabilities == {Capability.CROSS_HOST}
+    assert zmq.address_beside("tcp://127.0.0.1:5555") == "tcp://127.0.0.1:*"
+    assert zmq.address_beside("ipc:///tmp/x") == "ipc://"
+    assert Syncing is not Direct  # the two connection kinds a Share chooses between
+
+
+def _names_compared_or_addresses_built(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(side, ast.Attribute) and side.attr == "name" for side in sides):
+                found.append(f"line {node.lineno}: compares a .name")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in ("tcp", "ipc") or node.value.startswith(("tcp:", "ipc:")) and len(node.value) < 12:
+                found.append(f"line {node.lineno}: builds or parses {node.value!r}")
+    return found
+
+
+def test_no_core_module_picks_behaviour_by_name_or_address_scheme():
+    offenders = {str(path.relative_to(CORE)): found for path in sorted(CORE.rglob("*.py"))
+                 if (found := _names_compared_or_addresses_built(path))}
+    assert not offenders, offenders
+
+
+def test_the_scan_sees_a_planted_name_check(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text('if transport.name == "local":\n    x = f"tcp://{host}:*"\n'
+                       'y = "tcp://"\n')
+    assert len(_names_compared_or_addresses_built(planted)) == 3
