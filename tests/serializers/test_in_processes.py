@@ -55,6 +55,8 @@ def test_the_environment_variable_chooses_the_serializer_in_a_fresh_program():
         from skprocessing import Skprocess
         from skprocessing.serializers import Codec
         class Echo(Skprocess):
+            def __init__(self):
+                self.process_config.runs = 1
             def __run__(self):
                 pass
             def __result__(self):

@@ -14,6 +14,8 @@ from skprocessing import Skprocess
 from skprocessing.transports._launcher import get_launcher
 
 class Report(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 1
     def __run__(self):
         pass
     def __result__(self):
@@ -74,6 +76,8 @@ listener.listen()
 port = listener.getsockname()[1]
 
 class UsesStale(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 1
     def __run__(self):
         import __main__
         try:
