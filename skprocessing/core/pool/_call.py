@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import SerializationError
 from ...serializers.codec import Codec
 from .._destination import bound_for
-from ._chunks import Chunk, ChunkPlanner, Profile
+from ._chunks import FEED_BYTES, READ_AHEAD_BYTES, Chunk, ChunkPlanner, Profile
 from ._messages import TASK, pack_error
 
 __all__ = ["Call", "TIMED_OUT"]
@@ -50,6 +50,8 @@ class Call:
         self.cancelled = False
         # Optional, set by the Pool before the call is submitted:
         self.progress: Any = None  # .advance(items) as the caller takes finished chunks
+        # Serialized bytes per item, items and results, for the read-ahead's byte bound.
+        self._sent_bytes = self._sent_items = self._back_bytes = self._back_items = 0
         self._cond = threading.Condition(threading.Lock())
         self._ready: deque[tuple[int, list, dict | None]] = deque()
         self._failure: BaseException | None = None
@@ -61,6 +63,10 @@ class Call:
             return False
         # The feeder's buffer counts inside the window: what is read never runs further ahead.
         limit = None if self.window is None else max(self.window - self.planner.read_ahead, 1)
+        if limit is not None and self._sent_items:
+            item_bytes = self._sent_bytes / self._sent_items + (
+                self._back_bytes / self._back_items if self._back_items else 0)
+            limit = min(limit, max(1, int((READ_AHEAD_BYTES - FEED_BYTES) / item_bytes)))
         if limit is not None and self.planner.taken - self.consumed >= limit:
             # Flag first, then look again: a caller that reads in between either sees the
             # flag (and wakes us) or has already moved `consumed` (seen here).
@@ -86,7 +92,10 @@ class Call:
     def _chunk(self, codec: Codec, chunk_id: int, start: int, items: list) -> Chunk:
         frames = codec.encode(TASK, (chunk_id, self.call_id, items))
         self.outstanding += 1
-        return Chunk(self, chunk_id, start, items, frames)
+        chunk = Chunk(self, chunk_id, start, items, frames)
+        self._sent_bytes += chunk.nbytes
+        self._sent_items += len(items)
+        return chunk
 
     def _split_unsendable(self, codec: Codec, ids: Callable[[], int], start: int,
                           items: list) -> list[Chunk]:
@@ -116,6 +125,8 @@ class Call:
         result's size) feed the chunk planner; None for a chunk that did not run."""
         if seconds is not None:
             self.planner.measured(len(values), seconds, nbytes + chunk.nbytes)
+            self._back_bytes += nbytes
+            self._back_items += len(values)
         self.outstanding -= 1
         self._put(chunk.start, values, errors)
         self.check_done()

@@ -10,6 +10,12 @@ results stream one by one and transfers overlap work). Until a first chunk has c
 back measured (or an earlier map of the same function left a profile) chunks hold one
 item each. When the length is unknown, sizes double from 1 (at least the floor, at most
 `MAX_CHUNK`), and the input is read only as far as the call's window allows.
+
+An iterator's read-ahead (items read from the input but not yet taken by the caller) is
+bounded twice: by count (the window, see `Pool._submit`) and by bytes,
+`READ_AHEAD_BYTES` in all: the feeder's buffer holds at most `FEED_BYTES` (by
+`sys.getsizeof`, one level into tuples and lists: the items are not serialized yet), and
+the chunks cut but not read hold the rest (by their serialized size, plus their results').
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Chunk", "ChunkPlanner", "Profile", "TARGET_SECONDS"]
+__all__ = ["Chunk", "ChunkPlanner", "Profile", "TARGET_SECONDS", "READ_AHEAD_BYTES", "FEED_BYTES"]
 
 TARGET_SECONDS = 0.001  # the least work worth one round trip (tens of microseconds)
 TARGET_BYTES = 1 << 20  # the most argument + result bytes worth putting in one chunk
@@ -29,6 +36,8 @@ MESSAGE_OVERHEAD = 512  # bytes of headers and pickle framing in a TASK + RESULT
 MAX_CHUNK = 8192        # items per chunk when the input length is unknown (memory bound)
 SPLIT_FACTOR = 4        # chunks per worker over what remains
 FEED_AHEAD = MAX_CHUNK  # items an iterator input may be read ahead of the chunks cut
+READ_AHEAD_BYTES = 64 << 20  # an iterator's read-ahead, in bytes (items and their results)
+FEED_BYTES = READ_AHEAD_BYTES // 4  # of which the feeder's buffer of unserialized items
 
 
 class Chunk:
@@ -152,6 +161,8 @@ class _Feeder:
         self._source = source
         self._wake = wake
         self._buffer: collections.deque[Any] = collections.deque()
+        self._sizes: collections.deque[int] = collections.deque()
+        self._bytes = 0  # estimated size of what the buffer holds
         self._cond = threading.Condition()
         self._stopped = False
         self._ended = False
@@ -161,12 +172,17 @@ class _Feeder:
     def _run(self) -> None:
         try:
             for item in self._source:
+                size = _size(item)
                 with self._cond:
-                    while len(self._buffer) >= FEED_AHEAD and not self._stopped:
+                    # Full by count or by bytes; an empty buffer takes any item, however big.
+                    while self._buffer and (len(self._buffer) >= FEED_AHEAD or
+                                            self._bytes + size > FEED_BYTES) and not self._stopped:
                         self._cond.wait()
                     if self._stopped:
-                        return
+                        return  # closed: nothing more is read from the input
                     self._buffer.append(item)
+                    self._sizes.append(size)
+                    self._bytes += size
                     was_empty = len(self._buffer) == 1
                 if was_empty:
                     self._wake()
@@ -179,7 +195,9 @@ class _Feeder:
 
     def take(self, size: int) -> list[Any]:
         with self._cond:
-            items = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
+            count = min(size, len(self._buffer))
+            items = [self._buffer.popleft() for _ in range(count)]
+            self._bytes -= sum(self._sizes.popleft() for _ in range(count))
             self._cond.notify()
         return items
 
@@ -192,4 +210,14 @@ class _Feeder:
         with self._cond:
             self._stopped = True
             self._buffer.clear()
+            self._sizes.clear()
+            self._bytes = 0
             self._cond.notify()
+
+
+def _size(item: Any) -> int:
+    """A cheap estimate of an item's size before it is serialized."""
+    size = sys.getsizeof(item)
+    if type(item) in (tuple, list) and len(item) <= 16:  # star() arguments, small records
+        size += sum(map(sys.getsizeof, item))
+    return size
