@@ -20,7 +20,6 @@ from typing import Any
 from ..errors import SECTION_ERRORS, ProcessError, ProcessTimeoutError, ResultError, SerializationError
 from ..serializers.codec import Codec
 from ..transports.base import Channel, Counter, Flag
-from ._exit import process_entry
 from .timeouts import SectionTimedOut, call_with_timeout
 
 __all__ = ["main", "Lifecycle", "OUTCOME", "MESSAGE"]
@@ -139,7 +138,6 @@ class Lifecycle:
         return error
 
 
-@process_entry
 def main(codec_token: Any, payload: list[bytes], control: Channel, messages: Channel,
          stop: Flag, run_counter: Counter, reconnect_settings: Any = None) -> None:
     """Entry point of an `Skprocess` child (started through `Transport.start`).

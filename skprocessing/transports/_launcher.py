@@ -48,7 +48,7 @@ from typing import Any
 
 from ..errors import TransportError
 from ._wait import readable
-from .base import ProcessHandle
+from .base import ProcessHandle, run_exit_hooks
 
 _HEADER = struct.Struct("<QII")
 _PID = struct.Struct("<q")
@@ -404,6 +404,7 @@ def serve(fd: int) -> None:
 def _preload() -> None:
     # What every child needs anyway is imported once here, not once per child.
     import skprocessing  # noqa: F401  (the package and everything it imports)
+    import skprocessing.core.engine  # noqa: F401
     import skprocessing.transports.local  # noqa: F401
     from skprocessing.serializers.registry import DEFAULT, get_serializer
     for name in {DEFAULT, os.environ.get("SKPROCESSING_SERIALIZER") or DEFAULT, "pickle"}:
@@ -493,6 +494,10 @@ def _child_main(launcher_pid: int, sock: socket.socket, body: io.BytesIO, cwd: s
         import traceback
         traceback.print_exc()
     finally:
+        try:
+            run_exit_hooks()  # what layers still buffer (os._exit runs no atexit handlers)
+        except BaseException:
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -19,6 +19,7 @@ as their own frames without a copy.
 
 from __future__ import annotations
 
+import atexit
 import enum
 import os
 import sys
@@ -31,7 +32,8 @@ from typing import Any, TypeAlias
 from ..errors import ChannelClosed, TransportError
 
 __all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
-           "Transport", "ChannelClosed", "TransportError", "holding", "released", "send_held", "holder_flushing"]
+           "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
+           "holding", "released", "send_held", "holder_flushing"]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Frames: TypeAlias = list[Buffer]
@@ -294,3 +296,55 @@ class holder_flushing:
 
     def __exit__(self, *exc_info: Any) -> None:
         _in_holder_flush.active = self.outer
+
+
+# -- before this process exits ----------------------------------------------------------------
+# Children started by a transport end with os._exit (no atexit handlers), so a layer that
+# buffers outgoing messages (a Share client batching its writes) would lose what it still
+# holds. It registers a hook here; the launchers' child mains run the hooks before
+# os._exit, and an ordinary interpreter exit runs them from atexit.
+
+_exit_hooks: list[Callable[[], None]] = []
+_exit_lock = threading.Lock()
+_atexit_registered = False  # (a forked child inherits the registration with the hooks)
+
+
+def at_process_exit(hook: Callable[[], None]) -> None:
+    """Run `hook()` once before this process exits (a transport's child, or at interpreter
+    exit). Hooks run last registered first, so a hook registered after the transport it
+    sends through was set up runs before that transport is torn down. Registering a hook
+    again keeps its first place. Hooks are inherited by forked children: a hook that holds
+    per-process state checks `os.getpid()` itself. A hook that raises is reported on
+    stderr; the others still run."""
+    global _atexit_registered
+    with _exit_lock:
+        if hook not in _exit_hooks:
+            _exit_hooks.append(hook)
+        if not _atexit_registered:
+            # On first use, not at import: atexit runs last registered first, so this runs
+            # before the atexit handlers of modules imported earlier (the launcher's).
+            _atexit_registered = True
+            atexit.register(run_exit_hooks)
+
+
+def run_exit_hooks() -> None:
+    """Run (and forget) every registered hook, last registered first."""
+    while True:
+        with _exit_lock:
+            if not _exit_hooks:
+                return
+            hook = _exit_hooks.pop()
+        try:
+            hook()
+        except Exception:
+            import traceback
+            print("skprocessing: an exit hook failed:", file=sys.stderr)
+            traceback.print_exc()
+
+
+def _reset_exit_lock() -> None:
+    global _exit_lock
+    _exit_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_reset_exit_lock)

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from skprocessing.core._exit import at_process_exit, process_entry
 from skprocessing.errors import TransportError
 from skprocessing.transports import available_transports, get_transport
 from skprocessing.transports.zmq import ZmqTransport
@@ -171,8 +170,8 @@ def _take_commands(sock) -> None:
         time.sleep(0.05)
 
 
-@process_entry  # the core's entries run the exit hooks the core registered
 def _hooks_then_return(channel) -> None:
+    from skprocessing.transports.base import at_process_exit
 
     def first() -> None:
         channel.send([b"first"])

@@ -26,13 +26,11 @@ from ...errors import ChannelClosed, DeserializationError, ProcessError, Seriali
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Counter, Flag, Frames
-from .._exit import process_entry
 from ._messages import FUNC, HELLO, RESULT, STARTED, STOP, TASK, pack_error, strip_error
 
 __all__ = ["worker_main", "serve"]
 
 
-@process_entry
 def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: int | None,
                 credits: int, agent_id: str | None = None, done: Counter | None = None) -> None:
     """Entry point of a pool worker (started through `Transport.start`). `agent_id`: the

@@ -20,8 +20,8 @@ leaves before anything that could let another process look or act:
 - a request of this process goes out in the same message, after the writes before it;
 - a SYNC probe (another process is about to read) is answered by a SYNCED appended to the
   held writes, so the barrier still sees every write made before it;
-- before this process exits (`core._exit.at_process_exit`: the core's process entries,
-  and ordinary interpreter exits), and when the connection closes;
+- before this process exits (`transports.base.at_process_exit`: children started by a
+  transport, and ordinary interpreter exits), and when the connection closes;
 - and otherwise when a batch is full (`BATCH` messages or `BATCH_BYTES`) or `LINGER`
   seconds old, so writes nobody waits for (a shared logger's lines) still arrive soon.
 (A process that ends with a bare `os._exit`, as a `multiprocessing` child does, runs no
@@ -48,8 +48,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ...transports.base import Capability, Channel, Frames, Transport, holder_flushing, holding, released
-from .._exit import at_process_exit
+from ...transports.base import (Capability, Channel, Frames, Transport, at_process_exit, holder_flushing,
+                                holding, released)
 from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
                         sync_gen)
 

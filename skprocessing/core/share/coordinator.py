@@ -38,7 +38,6 @@ from ...errors import ChannelClosed, DeserializationError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Capability, Channel, Frames, Listener, Transport
-from .._exit import process_entry
 from ._barrier import Barrier
 from ._handler import Handler, Session
 from ._protocol import BATCH_KIND, FENCE, REPLY, SYNCED, WHO, Wire, sync_gen, unbatch
@@ -52,7 +51,6 @@ _SYNCED_KIND = SYNCED[0]
 _UNORDERED = (FENCE | REPLY, WHO | REPLY)  # answered at once: a write window, an identity check
 
 
-@process_entry
 def main(transport_spec: Any, codec_token: Any, control: Channel, address: str | None,
          share_key: str, saved: dict[str, list[bytes]]) -> None:
     """Entry point of the coordinator process (started with `Transport.start`): loads the

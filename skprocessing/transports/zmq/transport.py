@@ -46,7 +46,7 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Capability, Channel, Counter, Flag, Transport
+from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
@@ -321,6 +321,7 @@ def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
     try:
         entry(*args)
     finally:
+        run_exit_hooks()  # what layers still buffer goes to the reactor first
         shutdown_reactor()  # deliver what was sent before the launcher's os._exit
         remove_private_dirs()  # os._exit runs no atexit handlers
 
