@@ -28,7 +28,7 @@ from typing import Any
 from ...errors import SerializationError, StateError
 from ..timers import Stopwatch
 from ._client import Client, client_from_token
-from ._faithful import Faithful, base_for, make_faithful
+from ._faithful import Faithful, _hashable, base_for, make_faithful
 from ._inplace import InPlaceTarget, in_place_target, used_in_place
 from ._protocol import (ATTR, AUG, CALL, DEL, GET, INPLACE_OPS, ITEM, NO_SNAPSHOT, OP,
                         PIPELINED_METHODS, SET, Path, Ref, format_path)
@@ -326,14 +326,6 @@ def _same(value: Proxy | Faithful | InPlaceTarget, client: Client, path: Path) -
     if isinstance(value, (Proxy, Faithful)):
         return value._sk_client is client and value._sk_path == path
     return value.client is client and value.path == path
-
-
-def _hashable(key: Any) -> bool:
-    try:
-        hash(key)
-        return True
-    except TypeError:
-        return False
 
 
 def _find_class(key: str) -> type | None:
