@@ -61,18 +61,27 @@ def ctrl_c():
     thread, for at most a minute), as a user at the terminal would. SIGINT raises
     KeyboardInterrupt for the test even when pytest itself runs with SIGINT ignored."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    stop = threading.Event()
+    over = False
+    lock = threading.Lock()  # no press once the test is over
+    watchers: list[threading.Thread] = []
 
     def press(ready: Callable[[], bool]) -> None:
         def wait_then_press() -> None:
             deadline = time.monotonic() + 60
-            while not stop.is_set() and time.monotonic() < deadline:
-                if ready():
-                    os.kill(os.getpid(), signal.SIGINT)
-                    return
+            while time.monotonic() < deadline:
+                with lock:
+                    if over:
+                        return
+                    if ready():
+                        os.kill(os.getpid(), signal.SIGINT)
+                        return
                 time.sleep(0.01)
-        threading.Thread(target=wait_then_press, daemon=True).start()
+        watchers.append(threading.Thread(target=wait_then_press, daemon=True))
+        watchers[-1].start()
 
     yield press
-    stop.set()
+    with lock:
+        over = True
+    for watcher in watchers:
+        watcher.join(5)
     signal.signal(signal.SIGINT, previous)
