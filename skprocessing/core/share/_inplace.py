@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dis
 import sys
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -38,13 +39,21 @@ def in_place_target(frame: FrameType | None, name: str, client: Any,
     """An `InPlaceTarget` when `frame` is reading `name` for an augmented assignment."""
     if frame is None or not _SUPPORTED:
         return None
-    key = (frame.f_code, frame.f_lasti)
-    found = _shapes.get(key)
-    if found is None:
-        if len(_shapes) >= _MAX_SHAPES:
-            _shapes.clear()
-        found = _shapes[key] = _is_augmented_read(frame.f_code, frame.f_lasti, name)
+    found = _by_location(_shapes, frame, lambda code, at: _is_augmented_read(code, at, name))
     return InPlaceTarget(client, path) if found else None
+
+
+def _by_location(cache: dict[tuple[CodeType, int], bool], frame: FrameType,
+                 decide: Callable[[CodeType, int], bool]) -> bool:
+    """`decide(code, offset)` for the frame's current instruction, cached per code location
+    (the bytecode there never changes); the cache is emptied when it grows too large."""
+    key = (frame.f_code, frame.f_lasti)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _MAX_SHAPES:
+            cache.clear()
+        found = cache[key] = decide(frame.f_code, frame.f_lasti)
+    return found
 
 
 def _is_augmented_read(code: CodeType, lasti: int, name: str) -> bool:
@@ -82,13 +91,7 @@ def used_in_place(frame: FrameType | None) -> bool:
     (see `_MEMBER`), so a stand-in needs no snapshot of its contents (`_faithful.py`)."""
     if frame is None or not _SUPPORTED:
         return False
-    key = (frame.f_code, frame.f_lasti)
-    found = _uses.get(key)
-    if found is None:
-        if len(_uses) >= _MAX_SHAPES:
-            _uses.clear()
-        found = _uses[key] = _is_used_in_place(frame.f_code, frame.f_lasti)
-    return found
+    return _by_location(_uses, frame, _is_used_in_place)
 
 
 def _is_used_in_place(code: CodeType, lasti: int) -> bool:
