@@ -14,7 +14,7 @@ import pytest
 from skprocessing import (OnFinishError, ProcessDiedError, ProcessTimeoutError,
                           ResultError, ResultTimeoutError, RunError, SerializationError,
                           Skprocess, StateError)
-from tests.conftest import pid_alive, run_script, sigint_raises, wait_gone
+from tests.conftest import interruptible, pid_alive, run_script, tagged_processes, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -421,19 +421,58 @@ def test_no_orphans_when_the_parent_is_killed():
     assert wait_gone(child, 10), f"child {child} outlived its killed parent"
 
 
-def test_ctrl_c_in_the_parent_leaves_no_orphans():
+CTRL_C_PARENT = """
+import sys, time
+from skprocessing import Skprocess
+class Forever(Skprocess):
+    def __init__(self):
+        self.process_config.runs = None
+    def __run__(self):
+        time.sleep(0.01)
+if __name__ == "__main__":
+    moment = sys.argv[1]
+    if moment == "start":  # Ctrl-C lands inside one of these start()s, or between two
+        print("go", flush=True)
+        for _ in range(200):
+            Forever().start()
+        time.sleep(60)
+    p = Forever(); p.start()
+    print("go", flush=True)
+    if moment == "wait":
+        p.wait()
+    elif moment == "result":
+        p.result()
+    else:
+        while True:
+            p.listen()
+"""
+
+
+@pytest.mark.parametrize("moment", ["start", "wait", "result", "listen"])
+def test_ctrl_c_in_the_parent_leaves_no_orphans(tmp_path, moment):
+    """Ctrl-C at any moment: the script exits promptly by KeyboardInterrupt, and every
+    process it started (the launcher, the children) is gone with it."""
     import subprocess
     import sys
-    parent = subprocess.Popen([sys.executable, "-c", FOREVER_PARENT.format(then="p.wait()")],
-                              stdout=subprocess.PIPE, text=True, preexec_fn=sigint_raises)
-    try:
-        child = int(parent.stdout.readline())
-        parent.send_signal(signal.SIGINT)
-        parent.wait(20)
-    finally:
-        parent.kill()
-        parent.wait()
-    assert wait_gone(child, 10), f"child {child} outlived the interrupted parent"
+    import uuid
+    tag = uuid.uuid4().hex
+    with open(tmp_path / "stderr", "w") as stderr:
+        parent = subprocess.Popen(interruptible([sys.executable, "-c", CTRL_C_PARENT, moment]),
+                                  stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                  env=dict(os.environ, SKP_TEST_TAG=tag))
+        try:
+            assert parent.stdout.readline() == "go\n"
+            parent.send_signal(signal.SIGINT)
+            parent.wait(30)
+        finally:
+            parent.kill()
+            parent.wait()
+    err = (tmp_path / "stderr").read_text()
+    assert parent.returncode == -signal.SIGINT and "KeyboardInterrupt" in err, err
+    deadline = time.monotonic() + 10
+    while tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not tagged_processes(tag), f"outlived the interrupted parent: {tagged_processes(tag)}"
 
 
 def test_a_child_that_tells_more_than_a_socket_buffer_still_delivers_its_result():
