@@ -400,29 +400,10 @@ def test_safe_to_start_with_threads_and_a_zmq_context_in_the_parent():
         context.term()
 
 
+# A parent script whose child runs forever; argv[1] says what the parent does meanwhile
+# (and so where a signal finds it). It prints the child's pid, or "go" for "start".
 FOREVER_PARENT = """
-import os, time
-from skprocessing import Skprocess
-class Forever(Skprocess):
-    def __init__(self):
-        self.process_config.runs = None
-    def __run__(self):
-        time.sleep(0.01)
-if __name__ == "__main__":
-    p = Forever(); p.start()
-    print(p._sk.handle.pid, flush=True)
-    {then}
-"""
-
-
-def test_no_orphans_when_the_parent_is_killed():
-    result = run_script(FOREVER_PARENT.format(then="os.kill(os.getpid(), 9)"))
-    child = int(result.stdout.split()[0])
-    assert wait_gone(child, 10), f"child {child} outlived its killed parent"
-
-
-CTRL_C_PARENT = """
-import sys, time
+import os, sys, time
 from skprocessing import Skprocess
 class Forever(Skprocess):
     def __init__(self):
@@ -437,8 +418,10 @@ if __name__ == "__main__":
             Forever().start()
         time.sleep(60)
     p = Forever(); p.start()
-    print("go", flush=True)
-    if moment == "wait":
+    print(p._sk.handle.pid, flush=True)
+    if moment == "kill":
+        os.kill(os.getpid(), 9)
+    elif moment == "wait":
         p.wait()
     elif moment == "result":
         p.result()
@@ -446,6 +429,15 @@ if __name__ == "__main__":
         while True:
             p.listen()
 """
+
+
+def test_no_orphans_when_the_parent_is_killed():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", FOREVER_PARENT, "kill"], capture_output=True,
+                            text=True, timeout=60)
+    child = int(result.stdout.split()[0])
+    assert wait_gone(child, 10), f"child {child} outlived its killed parent"
 
 
 @pytest.mark.parametrize("moment", ["start", "wait", "result", "listen"])
@@ -457,11 +449,11 @@ def test_ctrl_c_in_the_parent_leaves_no_orphans(tmp_path, moment):
     import uuid
     tag = uuid.uuid4().hex
     with open(tmp_path / "stderr", "w") as stderr:
-        parent = subprocess.Popen(interruptible([sys.executable, "-c", CTRL_C_PARENT, moment]),
+        parent = subprocess.Popen(interruptible([sys.executable, "-c", FOREVER_PARENT, moment]),
                                   stdout=subprocess.PIPE, stderr=stderr, text=True,
                                   env=dict(os.environ, SKP_TEST_TAG=tag))
         try:
-            assert parent.stdout.readline() == "go\n"
+            assert parent.stdout.readline().strip()  # "go", or the child's pid
             parent.send_signal(signal.SIGINT)
             parent.wait(30)
         finally:
