@@ -16,7 +16,7 @@ import time
 import pytest
 
 from skprocessing import (Pipe, Pool, ProcessError, ProcessTimeoutError, RunError, Share, Skprocess,
-                          Sktimer, autoreconnect)
+                          Sktimer, StateError, autoreconnect)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -452,7 +452,7 @@ def test_pool_as_context_manager():
         lines = [f"{r['original']:>12} -> {r['normalized']:<12} ({r['hash']})" for r in results]
     assert [r['normalized'] for r in results] == ["apple", "banana", "cherry", "date", "elderberry"]
     assert lines[1] == f"      BANANA -> banana       ({hashlib.md5(b'banana').hexdigest()[:8]})"
-    with pytest.raises(Exception):  # pool is automatically closed
+    with pytest.raises(StateError, match="closed"):  # pool is automatically closed
         pool.map(square, [1])
 
 

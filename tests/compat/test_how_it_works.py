@@ -87,26 +87,24 @@ def test_a_locally_defined_class_with_helpers_and_class_attributes_travels():
 
 # == start() flow ==============================================================================
 
-class Slow(Skprocess):
+class Gate(Skprocess):
     def __init__(self):
         self.process_config.runs = 1
 
     def __run__(self):
-        time.sleep(0.3)
+        self.opened = self.listen(timeout=60)  # runs on only once the parent says so
 
     def __result__(self):
-        return "slept"
+        return self.opened
 
 
 def test_start_returns_at_once_and_timers_exist():
-    process = Slow()
-    began = time.monotonic()
-    process.start()
-    returned_after = time.monotonic() - began
-    assert process.is_alive or process.wait(0)  # running (or, on a fast machine, done)
+    process = Gate()
+    process.start()  # returns while the child is still inside __run__
+    assert process.is_alive
     assert isinstance(process.timers, ProcessTimers)
-    assert process.result() == "slept"
-    assert returned_after < time.monotonic() - began  # start() did not wait for the run
+    process.tell("open")
+    assert process.result() == "open"
 
 
 # == Engine: main loop, queue symmetry, continuation order ====================================
