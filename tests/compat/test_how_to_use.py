@@ -269,6 +269,31 @@ def test_timeouts():
     assert message == "Timeout in __run__ after 0.2s on run 0"
 
 
+class TimesOutOnce(Skprocess):
+    def __init__(self):
+        self.process_config.runs = 2
+        self.process_config.lives = 2
+        self.process_config.timeouts.run = 0.2
+        self.slow_once = True
+
+    def __run__(self):
+        if self.slow_once:
+            self.slow_once = False  # kept across the retry: the state is preserved
+            time.sleep(30)
+
+    def __result__(self):
+        return self.current_run
+
+
+def test_a_timeout_counts_against_lives():
+    # "If a section times out, ProcessTimeoutError is raised. This counts against lives."
+    assert TimesOutOnce().run() == 2
+    process = TimesOutOnce()
+    process.process_config.lives = 1
+    with pytest.raises(ProcessTimeoutError):
+        process.run()
+
+
 # -- Control methods --------------------------------------------------------------------------
 
 class Forever(Skprocess):
@@ -705,6 +730,8 @@ def test_share_supported_objects():
         share.numbered = enumerate(["x", "y"])
         assert list(share.pairs) == [("a", 1), ("b", 2)]
         assert list(share.numbered) == [(0, "x"), (1, "y")]
+        share.mapped = map(str, [1, 2])
+        assert list(share.mapped) == ["1", "2"]
     finally:
         share.stop()
 
