@@ -6,8 +6,9 @@
            while lives remain:
                while should_continue:  __prerun__ → __run__ → __postrun__   (timed, each
                                         under its timeout, wrapped in its error class)
-               __onfinish__ → __result__
-           on error with no lives left: self.error = error; __error__()
+           __onfinish__ → __result__
+           on an iteration error with no lives left, or any error of those two:
+               self.error = error; __error__()
       └─ send the outcome (result, timers, current_run, error) on the control channel
 """
 
@@ -66,15 +67,25 @@ class Lifecycle:
         while True:
             try:
                 self._loop(started)
-                if "onfinish" in self.sections:
-                    self._call(self.sections["onfinish"])
-                return self._call(self.sections["result"]) if "result" in self.sections else None
+                break
             except ProcessError as error:
                 lives -= 1
                 if lives > 0 and not self.stop.is_set():
-                    continue  # a retry keeps the state the object has now
+                    # A retry keeps the state the object has now; as in suitkaise, the
+                    # config shows the lives left (the parent's copy is untouched).
+                    self.config.lives = lives
+                    continue
                 self.process.error = error
                 return self._on_error(error)
+        # Lives cover the iteration only: a failing __onfinish__ or __result__ goes to
+        # __error__ at once (running __onfinish__ again would repeat its side effects).
+        try:
+            if "onfinish" in self.sections:
+                self._call(self.sections["onfinish"])
+            return self._call(self.sections["result"]) if "result" in self.sections else None
+        except ProcessError as error:
+            self.process.error = error
+            return self._on_error(error)
 
     def _on_error(self, error: ProcessError) -> Any:
         if "error" not in self.sections:
@@ -103,32 +114,36 @@ class Lifecycle:
                         section.method()
                     except Exception as exc:
                         raise self._wrap(section, exc) from None
-                    finally:
-                        section.timer.add_time(clock() - section_began)
+                    # A failed section's time is left out of its timer (as in suitkaise).
+                    section.timer.add_time(clock() - section_began)
                 else:
-                    self._call(section)
+                    self._call(section, time_failures=False)
                 if stop.is_set():
                     return  # graceful stop: the current section is done; go to __onfinish__
             full_run.add_time(clock() - began)
             process._sk_current_run += 1
             counter.value = process._sk_current_run
 
-    def _call(self, section: _Section) -> Any:
+    def _call(self, section: _Section, time_failures: bool = True) -> Any:
         timeout = self.config.timeouts.get(section.name)
         began = time.perf_counter()
         try:
-            return call_with_timeout(section.method, timeout)
+            value = call_with_timeout(section.method, timeout)
+            if not time_failures:
+                section.timer.add_time(time.perf_counter() - began)
+            return value
         except SectionTimedOut:
             run = self.process._sk_current_run
             error: ProcessError = ProcessTimeoutError(
-                f"__{section.name}__ ran over its {timeout:g} s timeout (run {run})",
+                f"Timeout in __{section.name}__ after {timeout}s on run {run}",  # suitkaise's words
                 section=section.name, timeout=timeout, current_run=run)
             error.remote_traceback = traceback.format_exc()
             raise error from None
         except Exception as exc:
             raise self._wrap(section, exc) from None
         finally:
-            section.timer.add_time(time.perf_counter() - began)
+            if time_failures:  # __onfinish__, __result__, __error__: timed however they end
+                section.timer.add_time(time.perf_counter() - began)
 
     def _wrap(self, section: _Section, exc: Exception) -> ProcessError:
         run = self.process._sk_current_run

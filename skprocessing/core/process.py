@@ -462,8 +462,9 @@ class Skprocess:
 
     def _adopt(self, outcome: tuple) -> None:
         _, timers, current_run, error = outcome
-        self.__dict__["timers"] = timers
-        self._sk_wrap_sections()
+        if timers is not None:  # None: the child could not rebuild the object (keep ours)
+            self.__dict__["timers"] = timers
+            self._sk_wrap_sections()
         self._sk_current_run = current_run
         self.error = error
         self._sk_state = ProcessState.FINISHED

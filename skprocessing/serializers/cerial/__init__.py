@@ -23,14 +23,14 @@ from ._db import CursorReconnector, DbReconnector
 from ._pickler import CerialPickler, deserialize, dumps, serialize
 from ._reconnect import reconnect_all
 from ._table import register_reducer
-from .reconnectors import (FileReconnector, MatchReconnector, PopenSnapshot, Reconnector,
-                           SocketReconnector, SubprocessReconnector, ThreadReconnector)
+from .reconnectors import (FileReconnector, MatchReconnector, PipeReconnector, PopenSnapshot,
+                           Reconnector, SocketReconnector, SubprocessReconnector, ThreadReconnector)
 
 __all__ = [
     "serialize", "deserialize", "reconnect_all", "register_reducer", "CerialSerializer",
     "CerialPickler", "SerializationError", "DeserializationError", "Reconnector",
-    "ThreadReconnector", "FileReconnector", "SocketReconnector", "MatchReconnector",
-    "SubprocessReconnector", "PopenSnapshot", "DbReconnector", "CursorReconnector",
+    "ThreadReconnector", "FileReconnector", "SocketReconnector", "PipeReconnector",
+    "MatchReconnector", "SubprocessReconnector", "PopenSnapshot", "DbReconnector", "CursorReconnector",
 ]
 
 

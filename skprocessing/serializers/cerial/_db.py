@@ -16,6 +16,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from . import _sqlite_handle
 from ._table import register_reducer
 from .reconnectors import Reconnector
 
@@ -75,7 +76,13 @@ def _kwargs(details: dict[str, Any], auth: Any, password_key: str = "password") 
 # -- sqlite3 ---------------------------------------------------------------------------------
 
 def _sqlite_path(connection: Any) -> str:
-    for _, name, path in connection.execute("PRAGMA database_list").fetchall():
+    try:
+        rows = connection.execute("PRAGMA database_list").fetchall()
+    except Exception as exc:
+        if not _sqlite_handle.owned_elsewhere(exc):
+            raise
+        return _sqlite_handle.file_name(connection)  # a Pool serializes on its own thread
+    for _, name, path in rows:
         if name == "main":
             return path
     return ""
@@ -84,7 +91,9 @@ def _sqlite_path(connection: Any) -> str:
 def _memory_contents(connection: Any) -> bytes:
     try:
         return connection.serialize()
-    except Exception:
+    except Exception as exc:
+        if _sqlite_handle.owned_elsewhere(exc):
+            return _sqlite_handle.contents(connection)
         # sqlite cannot serialize a database that never had a page written: an empty one.
         if connection.execute("select count(*) from sqlite_master").fetchone()[0]:
             raise

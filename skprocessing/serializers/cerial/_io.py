@@ -1,4 +1,4 @@
-"""Reducers for files, standard streams, `mmap`, sockets, subprocesses and loggers.
+"""Reducers for files, standard streams, `mmap`, sockets, pipes, subprocesses and loggers.
 
 An open file travels as (path, mode, position, encoding) and is reopened where it lands,
 never truncated (`w` becomes `r+`); if it cannot be reopened there, or it has no path (a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import mmap
+import multiprocessing.connection
 import os
 import socket
 import subprocess
@@ -18,7 +19,8 @@ import sys
 from typing import Any
 
 from ._table import register_reducer
-from .reconnectors import FileReconnector, PopenSnapshot, SocketReconnector, SubprocessReconnector
+from .reconnectors import (FileReconnector, PipeReconnector, PopenSnapshot, SocketReconnector,
+                           SubprocessReconnector)
 
 __all__ = ["reopen"]
 
@@ -106,6 +108,14 @@ def _reduce_socket(sock: socket.socket) -> Any:
                                sock.gettimeout())
 
 
+def _reduce_connection(connection: Any) -> Any:
+    # Its descriptor is only valid here (and pickled by number it would name another file
+    # in the receiver, or close one twice in this process): a placeholder travels instead.
+    closed = connection.closed
+    return PipeReconnector, (not closed and connection.readable, not closed and connection.writable,
+                             closed)
+
+
 def _reduce_popen(process: subprocess.Popen) -> Any:
     snapshot = PopenSnapshot(process.args, process.pid, process.poll())
     return SubprocessReconnector, (process.args, snapshot)
@@ -130,5 +140,6 @@ for _file_type in (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.Bu
 register_reducer(mmap.mmap, _reduce_mmap)
 register_reducer(socket.socket, _reduce_socket)
 register_reducer(subprocess.Popen, _reduce_popen)
+register_reducer(multiprocessing.connection.Connection, _reduce_connection)
 register_reducer(logging.Logger, _reduce_logger)
 register_reducer(logging.RootLogger, _reduce_logger)  # it has a __reduce__ that drops the level

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 __all__ = ["Reconnector", "ThreadReconnector", "FileReconnector", "SocketReconnector",
-           "MatchReconnector", "SubprocessReconnector", "PopenSnapshot"]
+           "PipeReconnector", "MatchReconnector", "SubprocessReconnector", "PopenSnapshot"]
 
 
 class Reconnector:
@@ -135,6 +135,47 @@ class SocketReconnector(Reconnector):
             sock.close()
             raise
         return sock
+
+
+class PipeReconnector(Reconnector):
+    """One end of a `multiprocessing.Pipe` (a `multiprocessing.connection.Connection`):
+    its descriptor means nothing in another process, so it never travels. `reconnect()`
+    makes a NEW pipe of the same kind and returns the end this was (`endpoint` "read" or
+    "write" for a one-way pipe); `peer()` gives that pipe's other end, `pair()` both.
+    Data buffered in the old pipe is not carried; the old peer is not connected. For a
+    pipe to a child process, `skprocessing.Pipe` carries the real connection."""
+
+    auth_keys = ("multiprocessing.connection.Connection",)
+    _lazy = True  # needs no credentials: the first use of a Connection method makes the pipe
+    _peer: Any = None
+
+    def __init__(self, readable: bool, writable: bool, closed: bool):
+        self.readable, self.writable, self.closed = readable, writable, closed
+        self.duplex = readable and writable
+        self.has_endpoint = not self.duplex
+        self.endpoint = None if self.duplex else ("read" if readable else "write")
+
+    def pair(self) -> tuple[Any, Any]:
+        """(this end, the other end) of a new pipe; `reconnect()` returns the first."""
+        import multiprocessing
+        receiver, sender = multiprocessing.Pipe(duplex=self.duplex)  # one way: recv, send
+        mine, other = (sender, receiver) if self.endpoint == "write" else (receiver, sender)
+        self._live, self._peer, self.reconnect_error = mine, other, None
+        return mine, other
+
+    def _connect(self, auth: Any) -> Any:
+        return self.pair()[0]
+
+    def peer(self) -> Any:
+        """The other end of the pipe `reconnect()` made (making it first if none yet)."""
+        if self._peer is None:
+            self.reconnect()
+        return self._peer
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_peer", None)
+        return state
 
 
 class MatchReconnector(Reconnector):
