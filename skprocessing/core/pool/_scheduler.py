@@ -276,6 +276,8 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
             self._calls.append(call)
 
     def _do_cancel(self, call: Call, kill: bool) -> None:
+        if call in self._calls:
+            self._calls.remove(call)
         kept = [c for c in self._requeue if c.call is not call]
         call.outstanding -= len(self._requeue) - len(kept)
         self._requeue = collections.deque(kept)
