@@ -26,6 +26,8 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor as _StdExecutor, Future
+# (imports multiprocessing, which we otherwise never do: the price of being caught by
+# `except BrokenProcessPool:`; paid only when the Executor is first used)
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
