@@ -80,6 +80,9 @@ class Executor(_StdExecutor):
                                            args=(self._pool, self._pending, self._lock,
                                                  self._finished), daemon=True)
         self._completer.start()
+        # Dropped without shutdown(): the completion thread ends once the work is done,
+        # and closes the pool (its workers go too).
+        weakref.finalize(self, self._finished.put, None)
         _LIVE.add(self)
 
     @property
@@ -146,13 +149,15 @@ class Executor(_StdExecutor):
                 call.fail(CancelledError("Executor.shutdown(cancel_futures=True) cancelled "
                                          "the items of this map that had not started"))
         if first:
-            self._finished.put(None)  # the completion thread ends once nothing is pending
-        if wait:
-            self._completer.join()
-            self._pool.close()
-        elif first:
-            threading.Thread(target=_close_after, args=(self._completer, self._pool),
-                             name="skprocessing-executor-close", daemon=True).start()
+            # The completion thread ends once nothing is pending, and closes the pool.
+            self._finished.put(None)
+        if wait and threading.current_thread() is not self._completer:  # (from a callback)
+            try:
+                self._completer.join()
+                self._pool.close()
+            except BaseException:  # Ctrl-C while waiting: no worker is left behind
+                self._pool.terminate()
+                raise
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "open"
@@ -204,7 +209,7 @@ def _complete(pool: Pool, pending: dict[Call, _Watch], lock: threading.Lock,
         if stopping:
             with lock:
                 if not pending:
-                    return
+                    break
         call = finished.get()
         if call is None:
             stopping = True
@@ -231,6 +236,11 @@ def _complete(pool: Pool, pending: dict[Call, _Watch], lock: threading.Lock,
                 future.set_exception(value)
         except Exception:  # InvalidStateError: settled by someone else meanwhile
             log.debug("future of %s was already settled", call.name, exc_info=True)
+    try:
+        pool.close()  # lets map calls finish; their results stay readable
+    except BaseException:
+        log.exception("closing the Executor's pool failed")
+        pool.terminate()
 
 
 def _outcome(call: Call) -> tuple[str, Any] | None:
@@ -274,11 +284,6 @@ def _results(pool: Pool, call: Call, deadline: float | None) -> Iterator[Any]:
             yield value
     finally:
         results.close(kill=False)
-
-
-def _close_after(completer: threading.Thread, pool: Pool) -> None:
-    completer.join()
-    pool.close()
 
 
 # Executors still open when the interpreter exits finish their work first, as the

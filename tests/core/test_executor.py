@@ -522,3 +522,47 @@ def test_many_submits_all_complete(make):
     done, not_done = wait(futures, timeout=LIMIT)
     assert not not_done
     assert [f.result() for f in futures] == list(range(3000))
+
+
+# -- lifetime ----------------------------------------------------------------------------------
+def test_shutdown_from_a_done_callback(make):
+    ex = make()
+    called = threading.Event()
+
+    def stop(_):
+        ex.shutdown(wait=True)  # on the completion thread: must not wait for itself
+        called.set()
+
+    ex.submit(mul, 1, 2).add_done_callback(stop)
+    assert called.wait(LIMIT)
+    with pytest.raises(RuntimeError):
+        ex.submit(abs, 1)
+
+
+def test_a_dropped_executor_closes_its_pool_and_workers(assert_reaped):
+    ex = Executor(2)
+    assert ex.submit(mul, 2, 2).result(LIMIT) == 4
+    pool, pids = ex.pool, ex.pool.worker_pids
+    ref = weakref.ref(ex)
+    del ex
+    assert ref() is None  # nothing (no thread) keeps it alive
+    deadline = time.monotonic() + LIMIT
+    while pool.state.value == "open" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.state.value != "open"
+    for pid in pids:
+        assert_reaped(pid)
+
+
+def test_a_program_that_never_shuts_down_still_gets_its_results_and_exits():
+    from tests.conftest import run_script
+    result = run_script("""
+        from skprocessing import Executor
+        ex = Executor(2)
+        futures = [ex.submit(lambda x: x * 2, i) for i in range(20)]
+        futures[-1].add_done_callback(lambda f: print("last", f.result(), flush=True))
+        print("leaving", flush=True)
+    """, timeout=100)
+    assert result.returncode == 0, result.stderr
+    assert "leaving" in result.stdout and "last 38" in result.stdout, result.stdout
+    assert result.stderr == ""
