@@ -36,9 +36,9 @@ from .._seconds import seconds as _seconds
 from ..errors import ProcessDiedError, StateError
 from ..transports.base import Transport
 from .pool._call import TIMED_OUT, Call
-from .pool._progress import ProgressSpec
+from .pool._progress import ProgressSpec, check_progress
 from .pool._results import ResultIterator, item_error
-from .pool.pool import Pool
+from .pool.pool import Pool, _check_options
 
 __all__ = ["Executor", "BrokenWorkerError"]
 
@@ -121,6 +121,11 @@ class Executor(_StdExecutor):
         timeout = _seconds("Executor.map(timeout)", timeout)
         if timeout is not None:
             deadline = time.monotonic() + timeout
+        # Every argument checked before the iterables are read: a mistake loses no input.
+        if not callable(fn):
+            raise TypeError(f"Executor.map: fn must be callable, not {type(fn).__name__} {fn!r}")
+        check_progress(progress, "Executor.map")
+        _check_options(chunksize, None, 0)
         items = list(zip(*iterables))
         with self._lock:
             if self._shutdown:
@@ -158,6 +163,17 @@ class Executor(_StdExecutor):
             except BaseException:  # Ctrl-C while waiting: no worker is left behind
                 self._pool.terminate()
                 raise
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> bool:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # Ctrl-C (or SystemExit) in the block: stop, do not wait. Queued tasks are
+            # cancelled, running ones end with StateError, no worker is left behind.
+            self.shutdown(wait=False, cancel_futures=True)
+            self._pool.terminate()
+            self._completer.join(10.0)
+        else:
+            self.shutdown(wait=True)  # as the stdlib: wait, also after an error
+        return False
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "open"

@@ -566,3 +566,31 @@ def test_a_program_that_never_shuts_down_still_gets_its_results_and_exits():
     assert result.returncode == 0, result.stderr
     assert "leaving" in result.stdout and "last 38" in result.stdout, result.stdout
     assert result.stderr == ""
+
+
+def test_map_checks_its_arguments_before_reading_the_input(make):
+    ex = make()
+    items = iter(range(5))
+    for bad in ({"progress": "yes"}, {"chunksize": 0}, {"timeout": -1}):
+        with pytest.raises((TypeError, ValueError)):
+            ex.map(abs, items, **bad)
+    with pytest.raises(TypeError, match="callable"):
+        ex.map(42, items)
+    assert list(ex.map(abs, items, timeout=LIMIT)) == [0, 1, 2, 3, 4]  # nothing was lost
+
+
+def test_ctrl_c_in_the_with_block_stops_without_waiting_and_leaves_no_worker(
+        assert_reaped, ctrl_c, tasks):
+    args, started = tasks.blocker()
+    with pytest.raises(KeyboardInterrupt):
+        with Executor(2) as ex:
+            pids = ex.pool.worker_pids
+            running = ex.submit(*args)
+            queued = [ex.submit(mul, i, i) for i in range(3)] + [ex.submit(*tasks.blocker()[0])]
+            ctrl_c(lambda: started.exists())
+            running.result(LIMIT)  # interrupted here, as a user at the terminal would
+    assert all(f.done() for f in [running, *queued])  # nothing left pending
+    with pytest.raises(StateError):
+        running.result(0)  # it was stopped, not waited for
+    for pid in pids:
+        assert_reaped(pid)
