@@ -54,8 +54,8 @@ class BrokenWorkerError(ProcessDiedError, BrokenProcessPool):
 class Executor(_StdExecutor):
     """A `concurrent.futures.Executor` whose tasks run on skprocessing worker processes.
 
-    `workers`: how many (default: the CPU count; 0 for a head that only workers joining
-    by address use). `transport`, `key`, `serializer`: as for `Pool`. `prefetch`: tasks
+    `workers` (or the stdlib's `max_workers`): how many (default: the CPU count; 0 for a
+    head that only workers joining by address use). `transport`, `key`, `serializer`: as for `Pool`. `prefetch`: tasks
     a worker holds at once (default 1: a task waits at the head until a worker is free).
     `submit` returns a real `concurrent.futures.Future` (`as_completed`, `wait`,
     `add_done_callback`, `cancel` all work); a worker's death fails only the futures it
@@ -65,7 +65,11 @@ class Executor(_StdExecutor):
 
     def __init__(self, workers: int | None = None, *, transport: str | Transport | None = None,
                  key: bytes | str | None = None, serializer: Any = None,
-                 prefetch: int | None = None):
+                 prefetch: int | None = None, max_workers: int | None = None):
+        if max_workers is not None:  # the stdlib's name, for code moving over as it is
+            if workers is not None:
+                raise TypeError("Executor: give workers or max_workers, not both")
+            workers = max_workers
         # One task per worker at a time by default: a task waits at the head, not in a
         # busy worker's queue, so any worker that comes free takes it, RUNNING means a
         # worker has it, and cancel() works until then. (More: faster tiny tasks.)
@@ -96,8 +100,7 @@ class Executor(_StdExecutor):
             raise TypeError(f"Executor.submit: fn must be callable, not {type(fn).__name__} {fn!r}")
         future: Future = Future()
         with self._lock:
-            if self._shutdown:
-                raise StateError("Executor.submit(): cannot schedule new futures after shutdown")
+            self._check_open("submit")
             task = partial(fn, **kwargs) if kwargs else fn
             watch = _Watch(future, self._finished)
             call = self._pool._submit("map", True, task, [args], None, None, None,
@@ -126,14 +129,18 @@ class Executor(_StdExecutor):
             raise TypeError(f"Executor.map: fn must be callable, not {type(fn).__name__} {fn!r}")
         check_progress(progress, "Executor.map")
         _check_options(chunksize, None, 0)
+        self._check_open("map")
         items = list(zip(*iterables))
         with self._lock:
-            if self._shutdown:
-                raise StateError("Executor.map(): cannot schedule new futures after shutdown")
+            self._check_open("map")
             call = self._pool._submit("map", True, fn, items, chunksize, None, None,
                                       name="Executor.map", progress=progress)
             self._maps.add(call)
         return _results(self._pool, call, deadline)
+
+    def _check_open(self, method: str) -> None:
+        if self._shutdown:
+            raise StateError(f"Executor.{method}(): cannot schedule new futures after shutdown")
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """No new tasks from now on. `cancel_futures`: cancel every task not yet running

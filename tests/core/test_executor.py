@@ -121,6 +121,14 @@ def test_it_is_a_real_executor_with_real_futures(make):
     assert issubclass(BrokenWorkerError, ProcessDiedError)
 
 
+def test_max_workers_is_accepted_as_in_the_stdlib():
+    with Executor(max_workers=1) as ex:
+        assert ex.pool.workers == 1
+        assert ex.submit(mul, 2, 3).result(LIMIT) == 6
+    with pytest.raises(TypeError, match="not both"):
+        Executor(2, max_workers=2)
+
+
 def test_workers_must_be_a_positive_int():
     for bad in (-1, 1.5, "2", True):
         with pytest.raises(ValueError, match="workers"):
