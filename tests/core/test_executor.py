@@ -602,3 +602,12 @@ def test_ctrl_c_in_the_with_block_stops_without_waiting_and_leaves_no_worker(
         running.result(0)  # it was stopped, not waited for
     for pid in pids:
         assert_reaped(pid)
+
+
+def test_a_callable_that_cannot_be_sent_raises_at_submit(make):
+    from skprocessing import SerializationError
+    ex = make()
+    unsendable = Unsendable()
+    with pytest.raises(SerializationError, match="Executor.submit: the callable"):
+        ex.submit(lambda: unsendable)
+    assert ex.submit(mul, 4, 4).result(LIMIT) == 16
