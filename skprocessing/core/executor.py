@@ -107,7 +107,7 @@ class Executor(_StdExecutor):
                                       name="Executor.submit", watch=watch)
             self._pending[call] = watch
         # Cancelling a PENDING future drops its call now (it never reaches a worker).
-        future.add_done_callback(partial(_drop_if_cancelled, self._pool, call))
+        future.add_done_callback(partial(_drop_if_cancelled, self._pool, weakref.ref(call)))
         return future
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
@@ -218,15 +218,17 @@ class _Watch:
         self.finished.put(call)
 
 
-def _drop_if_cancelled(pool: Pool, call: Call, future: Future) -> None:
-    if future.cancelled() and not call.done:
+def _drop_if_cancelled(pool: Pool, ref: weakref.ref, future: Future) -> None:
+    # A weak reference: a Future keeps its callbacks, and must not keep the call's input.
+    call = ref()
+    if call is not None and future.cancelled() and not call.done:
         pool._abort(call, kill=False)
 
 
 def _complete(pool: Pool, pending: dict[Call, _Watch], lock: threading.Lock,
               finished: queue.SimpleQueue) -> None:
     """The completion thread: settle each future whose call has news; end when shut down
-    and nothing is pending any more."""
+    and nothing is pending any more, closing the pool."""
     stopping = False
     while True:
         if stopping:
@@ -236,34 +238,38 @@ def _complete(pool: Pool, pending: dict[Call, _Watch], lock: threading.Lock,
         call = finished.get()
         if call is None:
             stopping = True
-            continue
-        with lock:
-            watch = pending.get(call)
-        if watch is None:
-            continue  # already settled (a later notice of the same call)
-        outcome = _outcome(call)
-        if outcome is None:
-            continue  # nothing to tell yet
-        with lock:
-            pending.pop(call, None)
-        pool._forget(call)
-        call.watch = None  # the call may linger in a worker's cache: not its result
-        kind, value = outcome
-        future = watch.future
-        if not watch.claim():
-            continue  # cancelled (it never reached a worker): its waiters are told
-        try:
-            if kind == "result":
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        except Exception:  # InvalidStateError: settled by someone else meanwhile
-            log.debug("future of %s was already settled", call.name, exc_info=True)
+        else:
+            _settle(pool, pending, lock, call)
+        del call  # hold nothing of a settled task while waiting for the next
     try:
         pool.close()  # lets map calls finish; their results stay readable
     except BaseException:
         log.exception("closing the Executor's pool failed")
         pool.terminate()
+
+
+def _settle(pool: Pool, pending: dict[Call, _Watch], lock: threading.Lock, call: Call) -> None:
+    with lock:
+        watch = pending.get(call)
+    if watch is None:
+        return  # already settled (a later notice of the same call)
+    outcome = _outcome(call)
+    if outcome is None:
+        return  # nothing to tell yet
+    with lock:
+        pending.pop(call, None)
+    pool._forget(call)
+    call.watch = None  # the call may linger in a worker's cache: not its result
+    kind, value = outcome
+    if not watch.claim():
+        return  # cancelled (it never reached a worker): its waiters are told
+    try:
+        if kind == "result":
+            watch.future.set_result(value)
+        else:
+            watch.future.set_exception(value)
+    except Exception:  # InvalidStateError: settled by someone else meanwhile
+        log.debug("future of %s was already settled", call.name, exc_info=True)
 
 
 def _outcome(call: Call) -> tuple[str, Any] | None:

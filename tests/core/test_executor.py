@@ -611,3 +611,37 @@ def test_a_callable_that_cannot_be_sent_raises_at_submit(make):
     with pytest.raises(SerializationError, match="Executor.submit: the callable"):
         ex.submit(lambda: unsendable)
     assert ex.submit(mul, 4, 4).result(LIMIT) == 16
+
+
+# -- the scheduler under many small calls --------------------------------------------------------
+class Item:
+    def __init__(self, n):
+        self.n = n
+
+
+def test_a_finished_map_or_task_is_not_kept_alive_by_the_workers_caches():
+    from skprocessing import Pool
+    with Pool(2) as pool:
+        items = [Item(i) for i in range(10)]
+        refs = [weakref.ref(item) for item in items]
+        assert pool.map(lambda item: item.n, items) == list(range(10))
+        del items
+        assert all(gone(ref) for ref in refs)  # the call (and its input) is gone
+    with Executor(2) as ex:
+        arg = Item(5)
+        ref = weakref.ref(arg)
+        assert ex.submit(lambda item: item.n, arg).result(LIMIT) == 5
+        del arg
+        assert gone(ref)  # once the completion thread has seen the last of the task
+
+
+def gone(ref: weakref.ref, limit: float = LIMIT) -> bool:
+    """True once `ref`'s object is collected (polled: other threads may still let go)."""
+    import gc
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        gc.collect()
+        if ref() is None:
+            return True
+        time.sleep(0.01)
+    return False

@@ -10,6 +10,7 @@ that call, and is told then which old functions it may forget.
 from __future__ import annotations
 
 import collections
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,15 +123,19 @@ class Dispatching:
                 # Only calls that are over: one whose planner is exhausted may still have
                 # chunks queued for a retry. Costs the worker's own cache, not every call
                 # (an Executor may have thousands queued).
-                forget = [cid for cid, old in slot.functions.items() if old.done or old.cancelled]
+                forget = [cid for cid, ref in slot.functions.items() if _ended(ref())]
                 slot.channel.send(self.codec.encode(
                     FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
                 for cid in forget:
                     del slot.functions[cid]
-                slot.functions[call.call_id] = call
+                slot.functions[call.call_id] = weakref.ref(call)  # never keeps a call alive
             slot.channel.send(chunk.frames)
         except ChannelClosed:
             self._lost(slot)
+
+
+def _ended(call: Call | None) -> bool:
+    return call is None or call.done or call.cancelled
 
 
 def _over(call: Call) -> bool:

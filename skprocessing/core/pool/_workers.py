@@ -42,7 +42,7 @@ class WorkerSlot:
         self.settle_at: float | None = None  # known dead: settle it then (late messages)
         self.credits = credits
         self.inflight: collections.deque[Chunk] = collections.deque()
-        self.functions: dict[int, Any] = {}  # call id -> Call, whose function it holds
+        self.functions: dict[int, Any] = {}  # call id -> weakref to the Call whose function it holds
         self.deadline: float | None = None  # when the running timed item runs over
         self.fate: tuple[str, Any] | None = None  # why the head killed it, if it did
 
