@@ -10,6 +10,7 @@ that call, and is told then which old functions it may forget.
 from __future__ import annotations
 
 import collections
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +39,14 @@ class Dispatching:
     _lost: Any  # FaultHandling._lost: settle a worker whose channel closed
 
     def _dispatch(self) -> None:
-        self._calls = [c for c in self._calls if not (c.cancelled or c.done or c.planner.exhausted)]
+        # Calls leave the list as they end (cut out, cancelled: see _next_chunk and
+        # _do_cancel), never by a scan of it each round: an Executor may queue thousands.
+        calls = self._calls
+        over = 0
+        while over < len(calls) and _over(calls[over]):
+            over += 1
+        if over:
+            del calls[:over]
         if not self._running or not (self._calls or self._requeue):
             return
         if not self._slots:
@@ -46,7 +54,9 @@ class Dispatching:
         sent = True
         while sent:  # one chunk per worker per round, so work spreads evenly
             sent = False
-            for slot in list(self._slots.values()):
+            # The least loaded first: a lone new chunk goes to an idle worker, not behind
+            # a long item another worker holds (one Executor task among busy ones).
+            for slot in sorted(self._slots.values(), key=_load):
                 if slot.credits > 0 and not slot.timed and slot.fate is None and slot.settle_at is None:
                     chunk = self._next_chunk(idle=not slot.inflight)
                     if chunk is not None:
@@ -78,29 +88,59 @@ class Dispatching:
                 chunk.call.check_done()
                 continue
             index += 1
-        for call in self._calls:
-            if (call.timeout is None or idle) and call.wants_more():
-                try:
-                    chunks = call.next_chunks(self.codec, max(1, len(self._slots)), self._chunk_ids.__next__)
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-                    continue
-                if chunks:
-                    self._requeue.extendleft(reversed(chunks[1:]))
-                    return chunks[0]
+        index = 0
+        calls = self._calls
+        while index < len(calls):
+            call = calls[index]
+            if not ((call.timeout is None or idle) and call.wants_more()):
+                index += 1
+                continue
+            try:
+                chunks = call.next_chunks(self.codec, max(1, len(self._slots)), self._chunk_ids.__next__)
+            except Exception as exc:  # the caller's iterator raised: the call fails with it
+                call.fail(exc)
+                chunks = []
+            if call.done or call.planner.exhausted:
+                del calls[index]  # all cut: it leaves the list (near the front: cheap)
+            else:
+                index += 1
+            if chunks:
+                self._requeue.extendleft(reversed(chunks[1:]))
+                return chunks[0]
         return None
 
     def _send(self, slot: WorkerSlot, chunk: Chunk) -> None:
         call = chunk.call
+        watch = call.watch
+        if watch is not None and not watch.dispatching(call):
+            call.outstanding -= 1  # cancelled before it reached a worker: it never runs
+            call.check_done()
+            return
         slot.inflight.append(chunk)
         slot.credits -= 1
         try:
             if call.call_id not in slot.functions:
-                forget = [cid for cid in slot.functions if cid not in {c.call_id for c in self._calls}]
+                # Only calls that are over: one whose planner is exhausted may still have
+                # chunks queued for a retry. Costs the worker's own cache, not every call
+                # (an Executor may have thousands queued).
+                forget = [cid for cid, ref in slot.functions.items() if _ended(ref())]
                 slot.channel.send(self.codec.encode(
                     FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
-                slot.functions.difference_update(forget)
-                slot.functions.add(call.call_id)
+                for cid in forget:
+                    del slot.functions[cid]
+                slot.functions[call.call_id] = weakref.ref(call)  # never keeps a call alive
             slot.channel.send(chunk.frames)
         except ChannelClosed:
             self._lost(slot)
+
+
+def _ended(call: Call | None) -> bool:
+    return call is None or call.done or call.cancelled
+
+
+def _over(call: Call) -> bool:
+    return call.cancelled or call.done or call.planner.exhausted
+
+
+def _load(slot: WorkerSlot) -> int:
+    return len(slot.inflight)

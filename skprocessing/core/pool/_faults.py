@@ -42,6 +42,12 @@ EARLY_DEATHS = 3   # deaths before a chunk starts, after which its call gives up
 HOST_LOSSES = 5    # remote workers lost (host or network) while running one chunk: give up
 
 
+_WHY_REMOTE = {None: "no heartbeat, or it left", "died": "its agent reported the death",
+               "timeout": "killed for a timeout", "cancel": "killed: its call was cancelled"}
+_WHY_LOCAL = {None: "it died", "timeout": "killed for a timeout",
+              "cancel": "killed: its call was cancelled"}
+
+
 class FaultHandling:
     """Mixed into `Scheduler`; runs on the scheduler thread only."""
 
@@ -56,6 +62,7 @@ class FaultHandling:
 
     _start_worker: Any  # Scheduler._start_worker: start one more local worker
     _lost_workers: int
+    _activity: Any  # _activity.Activity: the recent losses, for status()
     _agents: dict[Channel, tuple[str, str]]
     _reliable_last_words: bool  # a dead worker's sends all arrive (the local transport)
 
@@ -98,18 +105,19 @@ class FaultHandling:
         del self._slots[slot.channel]
         slot.channel.close()
         self._lost_workers += 1
+        held = sum(len(c) for c in slot.inflight)
+        fate = slot.fate and slot.fate[0]
         if slot.handle is None:
-            why = {None: "no heartbeat, or it left", "died": "its agent reported the death",
-                   "timeout": "killed for a timeout", "cancel": "killed: its call was cancelled"}
             log.warning("lost %s (%s); %d item(s) it held go elsewhere or settle", slot.describe(),
-                        why.get(slot.fate and slot.fate[0], "?"),
-                        sum(len(c) for c in slot.inflight))
+                        _WHY_REMOTE.get(fate, "?"), held)
         if slot.handle is not None:
             # for its exit code in the error message; a process whose channel closed while
             # it lives on (user code closed its descriptors) is ended, not left running
             if not slot.handle.join(1.0):
                 slot.handle.kill()
                 slot.handle.join(5.0)
+        why = (_WHY_REMOTE if slot.handle is None else _WHY_LOCAL).get(fate, "?")
+        self._activity.lost(slot.pid, slot.host, f"{slot.describe()}: {why}", held)
         if self._running and slot.handle is not None:
             self._start_worker()  # first, so a caller told of the loss sees the replacement
         if slot.inflight:

@@ -45,6 +45,7 @@ class RemoteWorkers:
     _done_items: int
     _duplicates: int
     _lost_workers: int
+    _activity: Any  # _activity.Activity
     _no_workers_since: float | None
     _next_handle_check: float
     _watch_handles: bool
@@ -150,9 +151,14 @@ class RemoteWorkers:
             in_flight=sum(len(c) for s in self._slots.values() for c in s.inflight),
             queued=sum(len(c) for c in self._requeue),
             done=self._done_items,
-            calls=len([c for c in self._calls if not c.done]),
+            calls=len({id(c) for c in [*self._calls, *(k.call for k in self._requeue),
+                                       *(k.call for s in self._slots.values() for k in s.inflight)]
+                       if not c.done}),
             lost_workers=self._lost_workers,
             duplicates_dropped=self._duplicates,
+            throughput=round(self._activity.throughput(self._done_items), 3),
+            uptime=round(time.monotonic() - self._activity.started, 3),
+            recent_losses=list(self._activity.losses),
             per_worker=[{"pid": s.pid, "host": s.host, "in_flight": sum(len(c) for c in s.inflight),
                          "done": s.done, "credits": s.credits} for s in self._slots.values()])
         done.set()

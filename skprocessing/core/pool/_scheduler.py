@@ -31,6 +31,7 @@ from typing import Any
 from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
 from ...transports.base import Capability, Channel, ProcessHandle, Transport
+from ._activity import Activity
 from ._call import Call
 from ._chunks import Chunk
 from ._dispatch import Dispatching
@@ -67,6 +68,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._done_items = 0
         self._duplicates = 0
         self._lost_workers = 0
+        self._activity = Activity()  # throughput lately, recent losses (for status)
         self._no_workers_since: float | None = time.monotonic()
         self._next_handle_check = 0.0
         self._watch_handles = Capability.DEATH_CLOSES_CHANNELS not in transport.capabilities
@@ -83,7 +85,8 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._done = threading.Event()  # and its transport closed, if it was the pool's
         self._spec = transport.spec()
         self._token = codec.token()
-        self._acceptor = Acceptor(self._listener, codec, self._admit)
+        self._acceptor = Acceptor(self._listener, codec, self._admit,
+                                  status=lambda: self.status(timeout=10.0))
         self._acceptor.start()
         for _ in range(size):
             self._start_worker()
@@ -178,6 +181,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
                 self._check_no_workers()
                 self._check_deadlines()
                 self._dispatch()
+                self._activity.sample(self._done_items)
         except BaseException as exc:  # a bug or a broken transport must not hang callers
             self._break(exc)
         finally:
@@ -276,6 +280,8 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
             self._calls.append(call)
 
     def _do_cancel(self, call: Call, kill: bool) -> None:
+        if call in self._calls:
+            self._calls.remove(call)
         kept = [c for c in self._requeue if c.call is not call]
         call.outstanding -= len(self._requeue) - len(kept)
         self._requeue = collections.deque(kept)
