@@ -131,8 +131,8 @@ def mark_then_sleep(folder):
 def test_ctrl_c_cancels_the_map_and_kills_its_workers(assert_reaped, ctrl_c, tmp_path):
     with Pool(2) as pool:
         pool.map(square, [1])
-        ctrl_c(lambda: os.listdir(tmp_path))  # once a worker runs an item
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):  # armed inside: a press can't land before it
+            ctrl_c(lambda: os.listdir(tmp_path))  # once a worker runs an item
             pool.map(mark_then_sleep(str(tmp_path)), [2, 2, 2, 2], chunksize=1)
         for pid in map(int, os.listdir(tmp_path)):
             assert_reaped(pid)  # the workers running the cancelled items are gone
@@ -142,8 +142,8 @@ def test_ctrl_c_cancels_the_map_and_kills_its_workers(assert_reaped, ctrl_c, tmp
 def test_ctrl_c_in_imap_cancels_it(assert_reaped, ctrl_c, tmp_path):
     with Pool(2) as pool:
         results = pool.imap(mark_then_sleep(str(tmp_path)), [2, 2], chunksize=1)
-        ctrl_c(lambda: os.listdir(tmp_path))
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):  # armed inside: a press can't land before it
+            ctrl_c(lambda: os.listdir(tmp_path))
             next(results)
         for pid in map(int, os.listdir(tmp_path)):
             assert_reaped(pid)
