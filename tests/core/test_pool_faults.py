@@ -263,3 +263,22 @@ def test_close_with_a_timeout_ends_what_still_runs():
     from skprocessing import StateError
     with pytest.raises(StateError):
         running.result(timeout=10)
+
+
+def test_a_ctrl_c_inside_the_schedulers_wake_up_does_not_stall_later_maps():
+    # Ctrl-C can land while a caller wakes the scheduler; the wake-up must not be lost.
+    with Pool(2) as pool:
+        scheduler = pool._scheduler
+        channel_send = scheduler._wake_tx.send
+        pressed = []
+
+        def interrupted_once(frames):
+            if not pressed:
+                pressed.append(True)
+                raise KeyboardInterrupt
+            channel_send(frames)
+
+        scheduler._wake_tx.send = interrupted_once
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(square, [1])
+        assert pool.map.background()(square, range(4)).result(60) == [0, 1, 4, 9]

@@ -154,14 +154,16 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._wake()
 
     def _wake(self) -> None:
+        # The flag is set only once the byte is sent: a Ctrl-C landing between the two
+        # must not leave it set with nothing to read, or no command would wake the loop again.
         with self._wake_lock:
             if self._wake_pending:
                 return
+            try:
+                self._wake_tx.send([b""])
+            except ChannelClosed:
+                return  # the loop has ended; the caller sees `broken` or a closed pool
             self._wake_pending = True
-        try:
-            self._wake_tx.send([b""])
-        except ChannelClosed:
-            pass  # the loop has ended; the caller sees `broken` or a closed pool
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
