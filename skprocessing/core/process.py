@@ -21,6 +21,7 @@ from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Channel, Counter, Flag, Frames, ProcessHandle, Transport
 from . import engine
+from ._held import ordered_send, send_held
 from ._destination import bound_for
 from .autoreconnect import settings_for
 from .config import ProcessConfig
@@ -243,6 +244,7 @@ class Skprocess:
                              f"(on=pool runs it with the pool's transport)")
         timeout = seconds(f"{type(self).__qualname__}.start(timeout)", timeout)
         codec = Codec(serializer)
+        send_held()  # the child must not see the world before this process's last writes
         with bound_for(on):  # a Share among the attributes serves where the worker reaches it
             payload = [_picklable(f) for f in codec.serializer.dumps(self)]  # names a failing path
         if on is None:
@@ -283,6 +285,7 @@ class Skprocess:
         """Ask the process to finish its current section, then run `__onfinish__` and
         `__result__`. Returns at once; `wait()` for the end. Inside the process (from a
         hook), the process stops itself the same way once the running hook returns."""
+        send_held()  # a stop is a message too: held writes must be there before it
         self._link("stop").stop.set()
 
     def kill(self) -> None:
@@ -359,7 +362,7 @@ class Skprocess:
         """Send `obj` to the other side (parent to child, or child to parent)."""
         link = self._messages_link("tell")
         try:
-            link.messages.send(link.codec.encode(engine.MESSAGE, obj))
+            ordered_send(link.messages, link.codec.encode(engine.MESSAGE, obj))
         except ChannelClosed as exc:
             raise ProcessError(f"{type(self).__qualname__}.tell(): the other side is gone") from exc
 

@@ -48,7 +48,7 @@ from typing import Any
 
 from ..errors import TransportError
 from ._wait import readable
-from .base import ProcessHandle, run_exit_hooks
+from .base import ProcessHandle
 
 _HEADER = struct.Struct("<QII")
 _PID = struct.Struct("<q")
@@ -494,16 +494,24 @@ def _child_main(launcher_pid: int, sock: socket.socket, body: io.BytesIO, cwd: s
         import traceback
         traceback.print_exc()
     finally:
-        try:
-            run_exit_hooks()  # what layers still buffer (os._exit runs no atexit handlers)
-        except BaseException:
-            pass
+        _run_atexit_handlers()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         os._exit(code)
+
+
+def _run_atexit_handlers() -> None:
+    # The child ends as an interpreter does, minus the teardown of the state it shares
+    # with the launcher (hence os._exit after this): its atexit handlers run, so a backend
+    # with an I/O thread (ZeroMQ's reactor) delivers what the entry sent before returning.
+    # Handlers inherited from the launcher check os.getpid() and do nothing here.
+    try:
+        atexit._run_exitfuncs()  # (CPython's; what an ordinary exit calls)
+    except BaseException:
+        pass
 
 
 def _kill(pid: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..errors import ChannelClosed
 from ._wait import readable
-from .base import Buffer, Channel, Frames, send_held
+from .base import Buffer, Channel, Frames
 
 _COUNT = struct.Struct("<I")
 _READ_SIZE = 1 << 16
@@ -63,7 +63,6 @@ class SocketChannel(Channel):
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, frames: Sequence[Buffer]) -> None:
-        send_held()  # messages this process held back leave first (see base.send_held)
         lengths = [_nbytes(f) for f in frames]
         header = _header(len(lengths)).pack(len(lengths), *lengths)
         parts = [header, *frames]

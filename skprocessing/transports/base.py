@@ -19,11 +19,7 @@ as their own frames without a copy.
 
 from __future__ import annotations
 
-import atexit
 import enum
-import os
-import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -32,8 +28,7 @@ from typing import Any, TypeAlias
 from ..errors import ChannelClosed, TransportError
 
 __all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
-           "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
-           "holding", "released", "send_held", "holder_flushing"]
+           "Transport", "ChannelClosed", "TransportError"]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 Frames: TypeAlias = list[Buffer]
@@ -244,107 +239,3 @@ class Transport(ABC):
     def close(self) -> None:
         """Release what the transport holds (launchers, contexts). Idempotent."""
 
-
-# -- messages held back to be batched ---------------------------------------------------------
-# A layer may hold outgoing messages to send several at once (a Share client's pipelined
-# writes). They must still leave before anything this process sends later, on any
-# channel: otherwise another process could hear of a write (a tell, a pool result, a stop
-# flag) and act on it before the write itself arrives. A holder registers while it holds
-# something; every backend's send (and Flag.set) calls `send_held()` first.
-
-_holders: set[Any] = set()
-_in_holder_flush = threading.local()
-
-
-def holding(holder: Any) -> None:
-    """`holder` (with a `flush()` method) holds messages until its next flush."""
-    _holders.add(holder)
-
-
-def released(holder: Any) -> None:
-    """`holder` holds nothing any more."""
-    _holders.discard(holder)
-
-
-def send_held() -> None:
-    """Flush every holder now: backends call it before each message leaves this process.
-    A holder's own flush does not flush the others (messages to different receivers are
-    not ordered anyway), which also rules out two flushes waiting on each other."""
-    if not _holders or getattr(_in_holder_flush, "active", False):
-        return
-    _in_holder_flush.active = True
-    try:
-        while _holders:
-            try:
-                holder = _holders.pop()
-            except KeyError:
-                return
-            try:
-                holder.flush()
-            except Exception:
-                pass  # the holder's failure is its own; it reports it to its own caller
-    finally:
-        _in_holder_flush.active = False
-
-
-class holder_flushing:
-    """`with holder_flushing():` around a holder's own sends (see `send_held`)."""
-
-    def __enter__(self) -> None:
-        self.outer = getattr(_in_holder_flush, "active", False)
-        _in_holder_flush.active = True
-
-    def __exit__(self, *exc_info: Any) -> None:
-        _in_holder_flush.active = self.outer
-
-
-# -- before this process exits ----------------------------------------------------------------
-# Children started by a transport end with os._exit (no atexit handlers), so a layer that
-# buffers outgoing messages (a Share client batching its writes) would lose what it still
-# holds. It registers a hook here; the launchers' child mains run the hooks before
-# os._exit, and an ordinary interpreter exit runs them from atexit.
-
-_exit_hooks: list[Callable[[], None]] = []
-_exit_lock = threading.Lock()
-_atexit_registered = False  # (a forked child inherits the registration with the hooks)
-
-
-def at_process_exit(hook: Callable[[], None]) -> None:
-    """Run `hook()` once before this process exits (a transport's child, or at interpreter
-    exit). Hooks run last registered first, so a hook registered after the transport it
-    sends through was set up runs before that transport is torn down. Registering a hook
-    again keeps its first place. Hooks are inherited by forked children: a hook that holds
-    per-process state checks `os.getpid()` itself. A hook that raises is reported on
-    stderr; the others still run."""
-    global _atexit_registered
-    with _exit_lock:
-        if hook not in _exit_hooks:
-            _exit_hooks.append(hook)
-        if not _atexit_registered:
-            # On first use, not at import: atexit runs last registered first, so this runs
-            # before the atexit handlers of modules imported earlier (the launcher's).
-            _atexit_registered = True
-            atexit.register(run_exit_hooks)
-
-
-def run_exit_hooks() -> None:
-    """Run (and forget) every registered hook, last registered first."""
-    while True:
-        with _exit_lock:
-            if not _exit_hooks:
-                return
-            hook = _exit_hooks.pop()
-        try:
-            hook()
-        except Exception:
-            import traceback
-            print("skprocessing: an exit hook failed:", file=sys.stderr)
-            traceback.print_exc()
-
-
-def _reset_exit_lock() -> None:
-    global _exit_lock
-    _exit_lock = threading.Lock()  # another thread may have held it at the fork
-
-
-os.register_at_fork(after_in_child=_reset_exit_lock)

@@ -26,7 +26,7 @@ from ..errors import TransportError
 from ._launcher import LaunchedProcess, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
-from .base import Capability, Channel, Counter, Flag, Listener, Transport, send_held
+from .base import Capability, Channel, Counter, Flag, Listener, Transport
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
 
@@ -64,7 +64,6 @@ class SharedCell(Flag, Counter):
         self._cell[0] = new
 
     def set(self) -> None:
-        send_held()  # a stop is a message too: held writes must be there before it
         self._cell[0] = 1
 
     def clear(self) -> None:

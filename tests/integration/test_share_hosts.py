@@ -485,3 +485,29 @@ def test_a_share_made_before_the_pool_moves_and_loses_nothing_to_other_threads()
             assert share.counter == written[0] + 404
     finally:
         share.stop()
+
+
+def _set_x(args):
+    share, value = args
+    share.x = value
+    return value
+
+
+@pytest.mark.timeout(120)
+def test_a_held_write_leaves_before_a_pool_task_sent_after_it(assert_reaped):
+    """The pool's scheduler thread sends the task; the write made before the call on the
+    caller's thread must still be on its way first, or the worker's write is overtaken."""
+    from skprocessing import Pool
+    with Pool(1, transport=URL) as pool:
+        share = Share(transport=pool)
+        try:
+            share.x = None
+            overtaken = []
+            for i in range(200):
+                share.x = ("parent", i)  # held in a batch for up to LINGER
+                assert pool.map(_set_x, [(share, ("worker", i))]) == [("worker", i)]
+                if share.x != ("worker", i):
+                    overtaken.append(i)
+            assert not overtaken
+        finally:
+            share.stop()

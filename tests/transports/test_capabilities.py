@@ -91,3 +91,32 @@ def test_the_scan_sees_a_planted_name_check(tmp_path):
     planted.write_text('if transport.name == "local":\n    x = f"tcp://{host}:*"\n'
                        'y = "tcp://"\n')
     assert len(_names_compared_or_addresses_built(planted)) == 3
+
+
+_PROCESS_WIDE = ("atexit", "register_at_fork", "send_held", "holding", "exit_hook")
+
+
+def _process_wide_hooks(source: str) -> list[str]:
+    """Names in a module that belong to process-wide state the core owns (exit hooks,
+    held-message batching), and module-level functions (the interface is classes)."""
+    tree = ast.parse(source)
+    found = [node.id if isinstance(node, ast.Name) else node.attr for node in ast.walk(tree)
+             if isinstance(node, (ast.Name, ast.Attribute))
+             and any(word in (node.id if isinstance(node, ast.Name) else node.attr)
+                     for word in _PROCESS_WIDE)]
+    found += [f"def {node.name}" for node in tree.body if isinstance(node, ast.FunctionDef)]
+    found += [alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+              for alias in node.names if alias.name in ("atexit", "threading")]
+    return found
+
+
+def test_the_interface_keeps_no_process_wide_hooks():
+    # Exit hooks and held-write batching are the core's (core/_exit.py, core/_held.py):
+    # a backend author implements classes, and owes no calls into the layers above.
+    base = Path(skprocessing.__file__).parent / "transports" / "base.py"
+    assert _process_wide_hooks(base.read_text()) == []
+
+
+def test_the_hook_scan_sees_a_planted_hook():
+    planted = "import atexit\n\ndef send_held():\n    pass\n\natexit.register(send_held)\n"
+    assert _process_wide_hooks(planted)

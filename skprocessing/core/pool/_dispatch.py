@@ -16,6 +16,7 @@ from typing import Any
 from ...errors import ChannelClosed
 from ...serializers.codec import Codec
 from ...transports.base import Channel
+from .._held import send_held
 from ._call import Call
 from ._chunks import Chunk
 from ._messages import FUNC
@@ -94,6 +95,7 @@ class Dispatching:
         call = chunk.call
         slot.inflight.append(chunk)
         slot.credits -= 1
+        send_held()  # writes held before the call leave before its tasks
         try:
             if call.call_id not in slot.functions:
                 forget = [cid for cid in slot.functions if cid not in {c.call_id for c in self._calls}]

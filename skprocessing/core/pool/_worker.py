@@ -26,11 +26,14 @@ from ...errors import ChannelClosed, DeserializationError, ProcessError, Seriali
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Counter, Flag, Frames
+from .._exit import process_entry
+from .._held import ordered_send
 from ._messages import FUNC, HELLO, RESULT, STARTED, STOP, TASK, pack_error, strip_error
 
 __all__ = ["worker_main", "serve"]
 
 
+@process_entry
 def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: int | None,
                 credits: int, agent_id: str | None = None, done: Counter | None = None) -> None:
     """Entry point of a pool worker (started through `Transport.start`). `agent_id`: the
@@ -82,7 +85,7 @@ def serve(channel: Channel, codec: Codec, done: Counter | None = None) -> None:
             # Checked before the RESULT goes: a TASK already here was sent before the head
             # reads this RESULT, so the head can mark it started then (no STARTED needed).
             queued = not inbox.empty()
-            channel.send(encode_result(codec, chunk_id, values, errors, elapsed, queued))
+            ordered_send(channel, encode_result(codec, chunk_id, values, errors, elapsed, queued))
             if done is not None:
                 done.value += len(values)
         elif kind == FUNC:

@@ -46,15 +46,15 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
+from ..base import Capability, Channel, Counter, Flag, Transport
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
-from .listener import ZmqListener, fixed_address, fresh_address, remove_dir, remove_private_dirs
+from .listener import ZmqListener, fixed_address, fresh_address, remove_dir
 from .ports import Port, here
-from .reactor import get_reactor, shutdown_reactor
+from .reactor import get_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
 __all__ = ["ZmqTransport", "ZmqListener", "launching", "rebuild_pipe_end"]
@@ -318,12 +318,10 @@ class _Keys:
 
 
 def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
-    try:
-        entry(*args)
-    finally:
-        run_exit_hooks()  # what layers still buffer goes to the reactor first
-        shutdown_reactor()  # deliver what was sent before the launcher's os._exit
-        remove_private_dirs()  # os._exit runs no atexit handlers
+    # The launcher then runs this child's atexit handlers: the reactor delivers what was
+    # sent (by the entry, or by a handler registered after the reactor's) and our private
+    # directories go, before its os._exit.
+    entry(*args)
 
 
 def _rebuild_transport(url: str, key: bytes | None, pipe_key: bytes) -> ZmqTransport:
