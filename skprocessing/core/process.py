@@ -22,7 +22,7 @@ from ..transports import get_transport
 from ..transports.base import Channel, Counter, Flag, Frames, ProcessHandle, Transport
 from . import engine
 from ._held import ordered_send, send_held
-from ._destination import bound_for
+from ._destination import serialize_for
 from .autoreconnect import settings_for
 from .config import ProcessConfig
 from .modifiers import modifiable
@@ -245,8 +245,8 @@ class Skprocess:
         timeout = seconds(f"{type(self).__qualname__}.start(timeout)", timeout)
         codec = Codec(serializer)
         send_held()  # the child must not see the world before this process's last writes
-        with bound_for(on):  # a Share among the attributes serves where the worker reaches it
-            payload = [_picklable(f) for f in codec.serializer.dumps(self)]  # names a failing path
+        # A Share among the attributes serves where the worker reaches it.
+        payload = serialize_for(on, lambda: [_picklable(f) for f in codec.serializer.dumps(self)])
         if on is None:
             link = self._start_here(get_transport(transport), codec, payload)
         else:

@@ -511,3 +511,26 @@ def test_a_held_write_leaves_before_a_pool_task_sent_after_it(assert_reaped):
             assert not overtaken
         finally:
             share.stop()
+
+
+@pytest.mark.timeout(120)
+def test_pickling_a_share_bound_for_a_network_pool_changes_nothing(assert_reaped):
+    # The move a network pool's task calls for is made after the pickling, never inside
+    # it (a chunk is pickled on the scheduler thread): __reduce__ only notes it.
+    from skprocessing import Pool
+    from skprocessing.core._destination import bound_for
+    with Pool(1, transport=URL) as pool:
+        share = Share()
+        try:
+            share.counter = 0
+            before = (share._sk_owner.handle.pid, share._sk_client.address)
+            with bound_for(pool) as moves:
+                pickle.dumps(share)
+                pickle.dumps(share)
+            assert (share._sk_owner.handle.pid, share._sk_client.address) == before
+            assert len(moves) == 1 and share._sk_owner.movable  # noted once, not made
+            assert pool.map(_bump, [(share, 10)] * 2) == [10] * 2  # the pool's call moves it
+            assert share._sk_owner.handle.pid != before[0]
+            assert share.counter == 20
+        finally:
+            share.stop()
