@@ -19,9 +19,10 @@ from typing import Any
 
 from ..errors import SECTION_ERRORS, ProcessError, ProcessTimeoutError, ResultError, SerializationError
 from ..serializers.codec import Codec
-from ..transports.base import Channel, Counter, Flag
+from ..transports.base import Channel
 from ._exit import process_entry
 from ._held import ordered_send
+from ._signals import Counter, Flag
 from .timeouts import SectionTimedOut, call_with_timeout
 
 __all__ = ["main", "Lifecycle", "OUTCOME", "MESSAGE"]

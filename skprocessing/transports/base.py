@@ -4,13 +4,12 @@ The lifecycle engine, the Pool scheduler and the Share coordinator use these cla
 nothing else; `multiprocessing`, sockets and ZeroMQ live in the backends below them.
 
     Transport ──┬─ pipe()      -> (Channel, Channel)   two connected ends, passable to start()
-                ├─ flag()      -> Flag                 a boolean both processes see (stop signal)
-                ├─ counter()   -> Counter              an integer one process writes, others read
                 ├─ listen(addr)-> Listener             accept() Channels from anyone who connects
                 ├─ connect(addr) -> Channel
                 ├─ start(entry, *args) -> ProcessHandle   run entry(*args) in a new process
                 ├─ prepare()                           be ready to start (before spawning threads)
-                └─ wait(channels, timeout) -> ready channels
+                ├─ wait(channels, timeout) -> ready channels
+                └─ shared_int() -> SharedInt            with Capability.SAME_HOST_MEMORY only
 
 A message is a list of byte frames (`bytes`, `bytearray` or `memoryview`), never a
 Python object: serializers make frames, transports move them, so large buffers can travel
@@ -20,14 +19,13 @@ as their own frames without a copy.
 from __future__ import annotations
 
 import enum
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from ..errors import ChannelClosed, TransportError
 
-__all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
+__all__ = ["Buffer", "Frames", "Capability", "Channel", "SharedInt", "Listener", "ProcessHandle",
            "Transport", "ChannelClosed", "TransportError"]
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -44,6 +42,9 @@ class Capability(enum.Enum):
     IMMEDIATE_DELIVERY = "immediate-delivery"
     """`send()` returns with the message in the receiver's queue, so whatever this process
     sends next, on any channel, arrives after it (a Share then needs no read barrier)."""
+
+    SAME_HOST_MEMORY = "same-host-memory"
+    """`shared_int()` works: the processes `start()` makes share memory with this one."""
 
     DEATH_CLOSES_CHANNELS = "death-closes-channels"
     """A process's channels close the moment it dies, after everything it sent: nobody
@@ -89,30 +90,10 @@ class Channel(ABC):
         self.close()
 
 
-class Flag(ABC):
-    """A boolean every process holding it sees; the stop signal of a process."""
-
-    @abstractmethod
-    def set(self) -> None: ...
-
-    @abstractmethod
-    def clear(self) -> None: ...
-
-    @abstractmethod
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None, interval: float = 0.005) -> bool:
-        """Wait until set; False if `timeout` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(interval)
-        return True
-
-
-class Counter(ABC):
-    """An integer written by one process and read by others (e.g. `current_run`)."""
+class SharedInt(ABC):
+    """An integer in memory shared with the processes a transport starts (one host), for a
+    backend with `Capability.SAME_HOST_MEMORY`: the core keeps a process's stop signal and
+    run counter in two of these instead of sending messages. Passable to `start()`."""
 
     @property
     @abstractmethod
@@ -182,12 +163,6 @@ class Transport(ABC):
         """Two connected channel ends; either may be passed to `start()`."""
 
     @abstractmethod
-    def flag(self) -> Flag: ...
-
-    @abstractmethod
-    def counter(self) -> Counter: ...
-
-    @abstractmethod
     def listen(self, address: str | None = None) -> Listener:
         """Listen at `address` (a fresh private one when None)."""
 
@@ -199,7 +174,7 @@ class Transport(ABC):
         """Run `entry(*args)` in a new process.
 
         `entry` must be importable (a module-level function); `args` may hold this
-        transport itself, its channels, flags and counters, bytes, and plain picklable
+        transport itself, its channels and shared integers, bytes, and plain picklable
         data.
         """
 
@@ -208,6 +183,10 @@ class Transport(ABC):
              timeout: float | None = None) -> list[Channel | Listener]:
         """The members of `channels` that are ready: a channel to `recv()`, a listener to
         `accept()` (empty on timeout). Channels and listeners of this transport only."""
+
+    def shared_int(self) -> SharedInt:
+        """A fresh shared integer (0); only with `Capability.SAME_HOST_MEMORY`."""
+        raise NotImplementedError(f"{self!r} shares no memory with its processes")
 
     def prepare(self) -> None:
         """Get ready to `start()` processes. Callers that are about to start threads of

@@ -32,9 +32,9 @@ def dial_and_echo(transport, address: str) -> None:
     echo(channel)
 
 
-def set_cells(flag, counter) -> None:
+def set_cells(done, counter) -> None:
     counter.value = 42
-    flag.set()
+    done.value = 1
 
 
 def hang(channel) -> None:
@@ -60,6 +60,7 @@ def dial_url_and_echo(url: str, address: str) -> None:
     dial_and_echo(get_transport(url), address)
 
 
+from skprocessing.transports.base import Capability  # noqa: E402
 from skprocessing.transports.local import LocalTransport  # noqa: E402
 
 
@@ -67,3 +68,13 @@ class RenamedLocal(LocalTransport):
     """The local transport under another name: the core must treat it exactly the same."""
 
     name = "renamed-local"
+
+
+class NoSharedMemoryLocal(LocalTransport):
+    """The local transport without `SAME_HOST_MEMORY`: stop and current_run as messages."""
+
+    name = "no-shared-memory-local"
+    capabilities = LocalTransport.capabilities - {Capability.SAME_HOST_MEMORY}
+
+    def shared_int(self):
+        raise AssertionError("the core used shared memory it was not offered")

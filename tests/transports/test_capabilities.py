@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import skprocessing
-from skprocessing import Pool, Share
+from skprocessing import Pool, Share, Skprocess
 from skprocessing.core.share._connection import Direct, Syncing
 from skprocessing.transports import get_transport
 from skprocessing.transports.base import Capability
 
-from ._entries import RenamedLocal
+from ._entries import NoSharedMemoryLocal, RenamedLocal
 
 CORE = Path(skprocessing.__file__).parent / "core"
 
@@ -59,9 +59,10 @@ def test_a_renamed_local_transport_gets_the_same_core_behaviour():
 
 def test_the_backends_declare_what_the_core_reads():
     assert get_transport("local://").capabilities == {Capability.IMMEDIATE_DELIVERY,
-                                                      Capability.DEATH_CLOSES_CHANNELS}
+                                                      Capability.DEATH_CLOSES_CHANNELS,
+                                                      Capability.SAME_HOST_MEMORY}
     zmq = get_transport("tcp://127.0.0.1:0")
-    assert zmq.capabilities == {Capability.CROSS_HOST}
+    assert zmq.capabilities == {Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY}
     assert zmq.address_beside("tcp://127.0.0.1:5555") == "tcp://127.0.0.1:*"
     assert zmq.address_beside("ipc:///tmp/x") == "ipc://"
     assert Syncing is not Direct  # the two connection kinds a Share chooses between
@@ -120,3 +121,36 @@ def test_the_interface_keeps_no_process_wide_hooks():
 def test_the_hook_scan_sees_a_planted_hook():
     planted = "import atexit\n\ndef send_held():\n    pass\n\natexit.register(send_held)\n"
     assert _process_wide_hooks(planted)
+
+
+class _Ticker(Skprocess):
+    """Runs until stopped, echoing what it is told; its result is how many runs it made."""
+
+    def __init__(self):
+        self.process_config.runs = None
+
+    def __run__(self):
+        told = self.listen(0.01)
+        if told is not None:
+            self.tell(("echo", told))
+
+    def __result__(self):
+        return self.current_run
+
+
+@pytest.mark.timeout(60)
+def test_without_shared_memory_stop_and_current_run_travel_as_messages(assert_reaped):
+    import time
+    process = _Ticker()
+    process.start(transport=NoSharedMemoryLocal())  # its shared_int() fails the test if used
+    assert_reaped(process._sk.handle.pid)
+    deadline = time.monotonic() + 30
+    while process.current_run < 3:  # RUN reports from the child's relay
+        assert time.monotonic() < deadline, "current_run never advanced"
+        time.sleep(0.01)
+    process.tell("ping")
+    assert process.listen(20) == ("echo", "ping")
+    process.stop()  # a STOP message on the control channel
+    runs = process.result()
+    assert runs >= 3 and process.current_run == runs
+    assert process._sk.handle.join(20) and process._sk.handle.exitcode == 0

@@ -46,7 +46,7 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Capability, Channel, Counter, Flag, Transport
+from ..base import Capability, Channel, SharedInt, Transport
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
@@ -74,7 +74,7 @@ class ZmqTransport(Transport):
     name = "zmq"
     # Sends go out on the reactor thread (asynchronously); a host's death shows only as
     # heartbeat silence.
-    capabilities = frozenset({Capability.CROSS_HOST})
+    capabilities = frozenset({Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY})
 
     def __init__(self, url: str = "zmq://", *, key: bytes | str | None = None,
                  key_file: str | None = None, curve: bool | None = None,
@@ -240,11 +240,7 @@ class ZmqTransport(Transport):
         return {k: v for k, v in self._opts.items() if k not in ("key_file", "curve")}
 
     # -- local primitives --------------------------------------------------------------------
-    def flag(self) -> Flag:
-        """A shared-memory cell: for processes on this host (started by `start`)."""
-        return SharedCell()
-
-    def counter(self) -> Counter:
+    def shared_int(self) -> SharedInt:
         """A shared-memory cell: for processes on this host (started by `start`)."""
         return SharedCell()
 
