@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from ..errors import TransportError
@@ -57,8 +58,18 @@ _MAX_FDS = 250
 
 
 # -- fd-carrying objects --------------------------------------------------------------------
-# A class that travels to children by file descriptor defines `_export_fd(self) -> (fd, state)`
-# and a classmethod `_import_fd(cls, fd, state)`.
+class PassedByFd(ABC):
+    """What travels to a launched child as a file descriptor (a socket, shared memory)."""
+
+    @abstractmethod
+    def _export_fd(self) -> tuple[int, Any]:
+        """(the descriptor to pass, picklable state to rebuild with)."""
+
+    @classmethod
+    @abstractmethod
+    def _import_fd(cls, fd: int, state: Any) -> PassedByFd:
+        """Rebuild in the child from the passed descriptor and the state."""
+
 
 class _FdPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, fds: list[int]):
@@ -66,10 +77,9 @@ class _FdPickler(pickle.Pickler):
         self.fds = fds
 
     def persistent_id(self, obj: Any) -> Any:
-        export = getattr(type(obj), "_export_fd", None)
-        if export is None:
+        if not isinstance(obj, PassedByFd):
             return None
-        fd, state = export(obj)
+        fd, state = obj._export_fd()
         self.fds.append(fd)
         return (type(obj), len(self.fds) - 1, state)
 

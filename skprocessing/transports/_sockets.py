@@ -109,12 +109,12 @@ class SocketChannel(Channel):
     def poll(self, timeout: float | None = 0.0) -> bool:
         return self._readable(timeout)
 
-    def buffered(self) -> bool:
+    def ready(self) -> bool:
         """True when a message (or its start) is already read into the buffer."""
         return self._start < self._end
 
     def _readable(self, timeout: float | None) -> bool:
-        if self.buffered():
+        if self.ready():
             return True
         if self._closed:
             raise ChannelClosed("recv on a closed channel")

@@ -79,6 +79,11 @@ class Channel(ABC):
     def closed(self) -> bool:
         """True once `close()` was called on this end."""
 
+    def ready(self) -> bool:
+        """True when a message (or the close) is already in this process, so `recv()`
+        returns at once: `Transport.wait` reports it without asking the system."""
+        return False
+
     def fileno(self) -> int:
         """A file descriptor that turns readable with the channel, for `Transport.wait`."""
         raise NotImplementedError(f"{type(self).__name__} has no file descriptor")
@@ -122,6 +127,10 @@ class Listener(ABC):
         peer, so a backend lists concrete ones instead; a client may try them all."""
         return (self.address,)
 
+    def ready(self) -> bool:
+        """True when `accept()` returns at once (as `Channel.ready`)."""
+        return False
+
     def fileno(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} has no file descriptor")
 
@@ -157,6 +166,8 @@ class Transport(ABC):
 
     name: str = "abstract"
     capabilities: frozenset[Capability] = frozenset()
+    url: str | None = None
+    """What `get_transport()` rebuilds this transport from (see `spec()`), if anything."""
 
     @abstractmethod
     def pipe(self, duplex: bool = True) -> tuple[Channel, Channel]:
@@ -202,7 +213,7 @@ class Transport(ABC):
     def spec(self) -> str | Transport:
         """What another process passes to `get_transport()` to reach the same transport: its
         URL (never a key: that process takes its own), or else the transport itself."""
-        return getattr(self, "url", None) or self
+        return self.url or self
 
     def with_key(self, key: bytes | str) -> Transport:
         """The same transport signing with `key` (for `Pool(key=...)`, `Share(key=...)`).

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TransportError
-from ._launcher import LaunchedProcess, get_launcher
+from ._launcher import LaunchedProcess, PassedByFd, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
 from .base import Capability, Channel, Listener, SharedInt, Transport
@@ -34,7 +34,7 @@ _ABSTRACT = sys.platform.startswith("linux")
 _names = itertools.count()
 
 
-class LocalChannel(SocketChannel):
+class LocalChannel(SocketChannel, PassedByFd):
     """A SocketChannel on a Unix socket that can travel to a child started by the launcher."""
 
     def _export_fd(self) -> tuple[int, None]:
@@ -45,7 +45,7 @@ class LocalChannel(SocketChannel):
         return cls(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd))
 
 
-class SharedCell(SharedInt):
+class SharedCell(SharedInt, PassedByFd):
     """One signed 64-bit integer in shared memory."""
 
     def __init__(self, fd: int | None = None):
@@ -197,11 +197,7 @@ class LocalTransport(Transport):
         return get_launcher().start(entry, args)
 
     def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
-        buffered = [c for c in channels if getattr(c, "buffered", _no)()]
-        if buffered:
-            return buffered
+        ready = [c for c in channels if c.ready()]  # already read: select() would not see it
+        if ready:
+            return ready
         return readable(channels, timeout)
-
-
-def _no() -> bool:
-    return False

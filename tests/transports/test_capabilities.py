@@ -154,3 +154,28 @@ def test_without_shared_memory_stop_and_current_run_travel_as_messages(assert_re
     runs = process.result()
     assert runs >= 3 and process.current_run == runs
     assert process._sk.handle.join(20) and process._sk.handle.exitcode == 0
+
+
+_PROBED = {"buffered", "ready", "_inbox", "url", "_export_fd", "_import_fd"}
+
+
+def _probes(source: str) -> list[str]:
+    """getattr/hasattr calls that look for one of the interface's members by name."""
+    return [node.args[1].value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant) and node.args[1].value in _PROBED]
+
+
+def test_no_member_of_the_interface_is_probed_by_name():
+    # `ready()`, `url`, `PassedByFd` are declared: nobody needs to ask whether they exist.
+    # (Outside the transports, `ready` is another object's: a pool's results.)
+    package = Path(skprocessing.__file__).parent
+    found = {str(path.relative_to(package)): [name for name in _probes(path.read_text())
+                                              if name != "ready" or "transports" in path.parts]
+             for path in package.rglob("*.py")}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_probe_scan_sees_a_planted_probe():
+    assert _probes("ready = getattr(channel, 'buffered', None)") == ["buffered"]

@@ -46,7 +46,7 @@ import zmq
 
 from ...errors import TransportError
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Capability, Channel, SharedInt, Transport
+from ..base import Capability, Channel, Listener, SharedInt, Transport
 from ..local import SharedCell
 from .channel import PipeEnd, ZmqChannel
 from .inbox import Inbox, wait_any
@@ -265,7 +265,7 @@ class ZmqTransport(Transport):
         ready = [c for c in channels if _ready(c)]
         if ready or timeout == 0:
             return ready
-        inboxes = [getattr(c, "_inbox", None) for c in channels]
+        inboxes = [c._inbox if isinstance(c, _OURS) else None for c in channels]
         if all(isinstance(box, Inbox) for box in inboxes):
             wait_any(inboxes, timeout)  # type: ignore[arg-type]
             return [c for c in channels if _ready(c)]
@@ -296,11 +296,13 @@ class ZmqTransport(Transport):
         return f"<ZmqTransport {self.url.partition('?')[0]}>"
 
 
-def _ready(obj: Any) -> bool:
-    # `ready` on ours; `buffered` on a local SocketChannel (data already read, which
-    # select() would not report) when a caller mixes transports.
-    ready = getattr(obj, "ready", None) or getattr(obj, "buffered", None)
-    return bool(ready and ready())
+_OURS = (ZmqChannel, PipeEnd, ZmqListener)  # what waits on an Inbox
+
+
+def _ready(obj: Channel | Listener) -> bool:
+    # Also another transport's channel when a caller mixes them (a local one may hold
+    # data already read, which select() would not report).
+    return obj.ready()
 
 
 class _Keys:
