@@ -179,3 +179,26 @@ def test_no_member_of_the_interface_is_probed_by_name():
 
 def test_the_probe_scan_sees_a_planted_probe():
     assert _probes("ready = getattr(channel, 'buffered', None)") == ["buffered"]
+
+
+@pytest.mark.timeout(300)
+def test_a_third_party_backend_runs_the_shipped_conformance_suite(tmp_path):
+    # As a backend's own test suite would: its fixture, the suite imported whole.
+    import subprocess
+    import sys
+    (tmp_path / "test_mine.py").write_text(
+        "import pytest\n"
+        "from skprocessing.testing.conformance import *  # noqa\n"
+        "from skprocessing.transports.local import LocalTransport\n\n"
+        "class Mine(LocalTransport):\n"
+        "    name = 'mine'\n\n"
+        "@pytest.fixture\n"
+        "def transport():\n"
+        "    t = Mine()\n"
+        "    yield t\n"
+        "    t.close()\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-p", "no:randomly", "test_mine.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "\n22 passed" in run.stdout, run.stdout[-1000:]  # every test of the suite ran
