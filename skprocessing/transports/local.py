@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TransportError
-from ._launcher import LaunchedProcess, get_launcher
+from ._launcher import LaunchedProcess, PassedByFd, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
-from .base import Capability, Channel, Counter, Flag, Listener, Transport, send_held
+from .base import Capability, Channel, Listener, SharedInt, Transport
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
 
@@ -34,7 +34,7 @@ _ABSTRACT = sys.platform.startswith("linux")
 _names = itertools.count()
 
 
-class LocalChannel(SocketChannel):
+class LocalChannel(SocketChannel, PassedByFd):
     """A SocketChannel on a Unix socket that can travel to a child started by the launcher."""
 
     def _export_fd(self) -> tuple[int, None]:
@@ -45,8 +45,8 @@ class LocalChannel(SocketChannel):
         return cls(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd))
 
 
-class SharedCell(Flag, Counter):
-    """One signed 64-bit integer in shared memory; as a Flag, non-zero means set."""
+class SharedCell(SharedInt, PassedByFd):
+    """One signed 64-bit integer in shared memory."""
 
     def __init__(self, fd: int | None = None):
         if fd is None:
@@ -62,16 +62,6 @@ class SharedCell(Flag, Counter):
     @value.setter
     def value(self, new: int) -> None:
         self._cell[0] = new
-
-    def set(self) -> None:
-        send_held()  # a stop is a message too: held writes must be there before it
-        self._cell[0] = 1
-
-    def clear(self) -> None:
-        self._cell[0] = 0
-
-    def is_set(self) -> bool:
-        return self._cell[0] != 0
 
     def _export_fd(self) -> tuple[int, None]:
         return self._fd, None
@@ -172,7 +162,8 @@ class LocalTransport(Transport):
 
     name = "local"
     # A Unix socket send lands in the peer's buffer; a dead process's sockets close at once.
-    capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS})
+    capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS,
+                              Capability.SAME_HOST_MEMORY})
 
     def __init__(self, url: str | None = None):
         self.url = url or "local://"
@@ -182,10 +173,7 @@ class LocalTransport(Transport):
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return LocalChannel(a), LocalChannel(b)
 
-    def flag(self) -> Flag:
-        return SharedCell()
-
-    def counter(self) -> Counter:
+    def shared_int(self) -> SharedInt:
         return SharedCell()
 
     def listen(self, address: str | None = None) -> Listener:
@@ -209,11 +197,7 @@ class LocalTransport(Transport):
         return get_launcher().start(entry, args)
 
     def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
-        buffered = [c for c in channels if getattr(c, "buffered", _no)()]
-        if buffered:
-            return buffered
+        ready = [c for c in channels if c.ready()]  # already read: select() would not see it
+        if ready:
+            return ready
         return readable(channels, timeout)
-
-
-def _no() -> bool:
-    return False

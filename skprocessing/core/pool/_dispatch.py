@@ -17,6 +17,7 @@ from typing import Any
 from ...errors import ChannelClosed
 from ...serializers.codec import Codec
 from ...transports.base import Channel
+from .._held import send_held
 from ._call import Call
 from ._chunks import Chunk
 from ._messages import FUNC
@@ -118,6 +119,7 @@ class Dispatching:
             return
         slot.inflight.append(chunk)
         slot.credits -= 1
+        send_held()  # writes held before the call leave before its tasks
         try:
             if call.call_id not in slot.functions:
                 # Only calls that are over: one whose planner is exhausted may still have

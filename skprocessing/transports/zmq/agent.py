@@ -209,7 +209,7 @@ class Agent:
     def _start_workers(self, count: int) -> None:
         from ...core.pool._worker import worker_main
         for _ in range(count):
-            done = self.transport.counter()
+            done = self.transport.shared_int()
             handle = self.transport.start(worker_main, self.transport.url, self.address,
                                           self.codec.token(), None, self.prefetch,
                                           self.agent_id, done)
