@@ -342,14 +342,34 @@ def _is_open(fd: int) -> bool:
         return False
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
+def _recv_into(sock: socket.socket, view: memoryview) -> None:
+    """Fill `view` from the socket: each byte is written once, where it belongs."""
+    got = 0
+    while got < len(view):
+        count = sock.recv_into(view[got:])
+        if not count:
             raise ConnectionError("launcher closed its socket")
-        data += chunk
-    return data
+        got += count
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = bytearray(size)
+    _recv_into(sock, memoryview(data))
+    return bytes(data)
+
+
+def _recv_body(sock: socket.socket, size: int) -> io.BytesIO:
+    """A request body of `size` bytes, read straight into the buffer the child unpickles
+    from: linear in the size and one allocation of it (a 500 MB attribute is one 500 MB
+    buffer, not a growing string copied at every chunk)."""
+    body = io.BytesIO()
+    if size:
+        body.seek(size - 1)
+        body.write(b"\0")  # sizes BytesIO's own buffer once
+        body.seek(0)
+        with body.getbuffer() as view:
+            _recv_into(sock, view)
+    return body
 
 
 _launcher: Launcher | None = None
@@ -450,7 +470,7 @@ def _read_request(sock: socket.socket) -> tuple | None:
         return None
     msg += _recv_exact(sock, _HEADER.size - len(msg))
     size, n_args, n_stdio = _HEADER.unpack(msg)
-    body = io.BytesIO(_recv_exact(sock, size))
+    body = _recv_body(sock, size)
     path, cwd, entry_module = pickle.load(body)
     if path is not None:
         sys.path[:] = path  # later children inherit it

@@ -21,6 +21,7 @@ from ...transports.base import Capability, Frames, Transport
 from ._connection import Connection, open_connection
 from ._handler import Handler, Session
 from ._protocol import ERR, REPLY, ShareError, Wire, format_path
+from ._resume import Journal
 
 __all__ = ["Client", "client_from_token"]
 
@@ -46,6 +47,7 @@ class Client:
         # other threads' operations wait instead of landing in a store about to be left.
         self._lock = threading.RLock()
         self._channel: Connection | None = None
+        self._journal = Journal()  # what a network connection must be able to send again
         self._local: tuple[Handler, Session] | None = None
         _live.add(self)
 
@@ -66,6 +68,7 @@ class Client:
         with self._lock:
             self._local = None
             self.error = None  # a new coordinator: earlier failures are history
+            self._journal = Journal()
             self._forget_types()
 
     # -- requests ----------------------------------------------------------------------------
@@ -97,7 +100,11 @@ class Client:
             try:
                 windows = channel.send(frames)
             except ChannelClosed as exc:
-                raise self._broken(exc, what) from None
+                if channel.journal is None:
+                    raise self._broken(exc, what) from None
+                # The write is in the journal: the new connection sends it (or it fails here).
+                self._recover(exc, what, "was not applied")
+                return
         for answer in windows:  # a write window closed: its answer reports earlier failures
             self._result(answer)
 
@@ -113,9 +120,40 @@ class Client:
         try:
             answers = channel.exchange(frames)
         except ChannelClosed as exc:
-            raise self._broken(exc, what) from None
+            if channel.journal is None:
+                raise self._broken(exc, what) from None
+            # The request is in the journal: the new connection sends it again (applied
+            # once), and its answer comes first there.
+            unknown = "may or may not have been applied"
+            for attempt in range(_RECOVERIES):
+                channel = self._recover(exc, what, unknown)
+                try:
+                    answers = channel.replayed_answer(), []
+                    break
+                except ChannelClosed as again:  # the new session broke too: once more
+                    exc = again
+            else:
+                self._journal.withdraw(self._journal.next - 1)
+                raise self._broken(exc, what, unknown) from None
         self.error = None
         return answers
+
+    def _recover(self, exc: BaseException, what: Any, outcome: str) -> Connection:
+        """A network session broke: connect again and replay the journal (see
+        `_resume.py`). If the coordinator cannot be reached, the operation that found out
+        is withdrawn and fails; earlier writes stay in the journal for the next connection."""
+        journal = self._journal
+        last = journal.next - 1  # the operation that found out, last in the journal
+        self._close_channel()
+        try:
+            return self._connected(what, recovering=True)
+        except ShareError:
+            journal.withdraw(last)
+            kept = (f"; {len(journal)} earlier writes not yet confirmed are sent again by the "
+                    f"next operation that reaches it" if len(journal) else "")
+            raise ShareError(f"{_describe(what)} {outcome}: the session to the Share "
+                             f"coordinator broke ({exc}) and reconnecting failed: "
+                             f"{self.error}{kept}") from None
 
     def _result(self, answer: Frames) -> Any:
         kind, payload = self.codec.decode(answer)
@@ -130,7 +168,7 @@ class Client:
         return value
 
     # -- connection --------------------------------------------------------------------------
-    def _connected(self, what: Any) -> Connection:
+    def _connected(self, what: Any, recovering: bool = False) -> Connection:
         if self._channel is not None:
             return self._channel
         if self.address is None:
@@ -138,8 +176,13 @@ class Client:
         transport = None
         try:
             transport = self.transport or get_transport(self.transport_spec)
+            # After a break, the coordinator gets as long to answer as the transport gives
+            # a silent peer before it declares it dead: `dead_after` is the one knob.
+            timeout = _CONNECT_TIMEOUT
+            if recovering:
+                timeout = getattr(getattr(transport, "liveness", None), "dead_after", timeout)
             self._channel, _ = open_connection(transport, self.candidates or (self.address,),
-                                               self.key, self.codec, _CONNECT_TIMEOUT)
+                                               self.key, self.codec, timeout, self._journal)
         except (TransportError, OSError, ValueError) as exc:
             self.error = f"cannot reach the Share coordinator at {self.address}: {exc}"
             hint = self._hint(transport)
@@ -165,10 +208,11 @@ class Client:
                 "processes that have its key: started by its transport (Pool workers, "
                 "process.start(transport=...)), or given SKPROCESSING_KEY / --key-file")
 
-    def _broken(self, exc: BaseException, what: Any) -> ShareError:
+    def _broken(self, exc: BaseException, what: Any, outcome: str = "") -> ShareError:
         self._close_channel()
         self.error = f"the Share coordinator at {self.address} is gone (stopped or killed): {exc}"
-        return ShareError(f"{_describe(what)} did not complete: {self.error}")
+        outcome = f" ({outcome})" if outcome else ""
+        return ShareError(f"{_describe(what)} did not complete{outcome}: {self.error}")
 
     def _close_channel(self) -> None:
         if self._channel is not None:
@@ -196,6 +240,7 @@ class Client:
             self.address, self.transport_spec, self.candidates = address, transport_spec, candidates
             self.transport = None
             self.error = None
+            self._journal = Journal()  # another coordinator: nothing of the old one to replay
             self._forget_types()
 
     def _after_fork(self) -> None:
@@ -205,10 +250,12 @@ class Client:
         if self._channel is not None:
             self._channel.forget_after_fork()
             self._channel = None
+        self._journal = Journal()  # the parent's writes are the parent's; a number of our own
         self._local = None
         self._forget_types()
 
 
+_RECOVERIES = 3  # new sessions a request tries when each breaks before its answer
 _CONNECT_TIMEOUT = 5.0  # seconds to reach a coordinator (the ZeroMQ handshake included)
 
 

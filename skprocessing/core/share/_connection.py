@@ -33,6 +33,12 @@ Write windows: after every `WINDOW` pipelined writes a FENCE request is sent wit
 waiting; the writer waits for the answer of the fence before it, so at most two windows
 of writes are ever unanswered, and the coordinator's queue stays bounded.
 
+Broken sessions: every write and request of a `Syncing` connection is numbered and kept in
+the client's `Journal` until an answer proves it applied; a new connection starts with
+RESUME and replays the journal, and the coordinator applies each number once
+(`_resume.py`). So a write that returned is applied exactly once, whatever the network
+did to the connection it left on.
+
 `open_connection` also picks among several advertised addresses (a coordinator bound to
 every interface: `Listener.reachable_addresses()`), keeping the first that answers with
 the right share id.
@@ -40,6 +46,7 @@ the right share id.
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
@@ -52,8 +59,9 @@ from ...errors import ChannelClosed, TransportError
 from ...transports.base import Capability, Channel, Frames, Transport
 from .._exit import at_process_exit
 from .._held import holding, ordered_send, released
-from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
-                        sync_gen)
+from ._protocol import (FENCE, OK, REPLY, RESUME, SYNC, SYNCED, WHO, Wire, batch_frames,
+                        sync_frames, sync_gen)
+from ._resume import Journal
 
 __all__ = ["Connection", "Direct", "Syncing", "open_connection", "WINDOW", "BATCH",
            "BATCH_BYTES", "LINGER"]
@@ -70,6 +78,7 @@ class Connection:
     checks for failures of its pipelined writes."""
 
     channel: Channel
+    journal: Journal | None = None  # a resumable connection's numbered messages
 
     def send(self, frames: Frames) -> list[Frames]:
         """Send a pipelined message; answers of closed write windows (usually none)."""
@@ -113,9 +122,10 @@ class Syncing(Connection):
     also held while a batch is handed to the channel, so messages leave in order.
     """
 
-    def __init__(self, channel: Channel, fence: Frames):
+    def __init__(self, channel: Channel, wire: Wire, journal: Journal):
         self.channel = channel
-        self._fence = fence
+        self.journal = journal
+        self._fence = wire.encode(FENCE | REPLY, ())
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._held: list[Frames] = []  # pipelined writes not yet sent
@@ -123,9 +133,19 @@ class Syncing(Connection):
         self._failure: BaseException | None = None  # a flush on another thread failed
         self._closed = False
         self._written = 0    # pipelined writes since the last FENCE
-        self._fences = 0     # FENCEs sent whose answers were not taken yet
+        # FENCEs sent whose answers were not taken yet: the journal number before each
+        self._fences: collections.deque[int] = collections.deque()
         self._answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._kick = threading.Event()  # set when a batch starts: the flusher's timer
+        # First RESUME, then whatever an earlier connection may not have delivered.
+        with self._lock:
+            try:
+                self._queue_locked(wire.encode(RESUME, (journal.ident, journal.first)))
+                for _, frames in journal.entries:
+                    self._queue_locked(frames)
+                self._flush_locked()
+            except (ChannelClosed, TransportError, OSError) as exc:
+                self._failure = exc  # the next operation finds it and reconnects again
         _open.add(self)
         at_process_exit(_flush_open_connections)
         threading.Thread(target=self._read, name="skprocessing-share-reader",
@@ -159,21 +179,11 @@ class Syncing(Connection):
 
     # -- sending -----------------------------------------------------------------------------
     def send(self, frames: Frames) -> list[Frames]:
-        size = _batch_size(frames)
+        """(A write that raises ChannelClosed stays in the journal, unsent.)"""
         with self._lock:
+            seq = self.journal.add(frames)
             self._raise_failure()
-            if size >= BATCH_BYTES:
-                self._flush_locked()
-                self.channel.send(frames)
-            else:
-                held = self._held
-                held.append(frames)
-                self._held_bytes += size
-                if len(held) == 1:
-                    holding(self)  # any later send of this process flushes us first
-                    self._kick.set()
-                elif len(held) >= BATCH or self._held_bytes >= BATCH_BYTES:
-                    self._flush_locked()
+            self._queue_locked(frames)
         self._written += 1
         if self._written < WINDOW:
             return []
@@ -181,18 +191,47 @@ class Syncing(Connection):
         windows = []
         if self._fences:  # the window before this one: at most two stay unanswered
             windows.append(self._next())
-            self._fences -= 1
+            self.journal.confirm(self._fences.popleft())
         self._send_now(self._fence)
-        self._fences += 1
+        self._fences.append(seq)
         return windows
 
+    def _queue_locked(self, frames: Frames) -> None:
+        size = _batch_size(frames)
+        if size >= BATCH_BYTES:
+            self._flush_locked()
+            self.channel.send(frames)
+            return
+        held = self._held
+        held.append(frames)
+        self._held_bytes += size
+        if len(held) == 1:
+            holding(self)  # any later send of this process flushes us first
+            self._kick.set()
+        elif len(held) >= BATCH or self._held_bytes >= BATCH_BYTES:
+            self._flush_locked()
+
     def exchange(self, frames: Frames) -> tuple[Frames, list[Frames]]:
+        """(A request that raises ChannelClosed stays in the journal.)"""
+        with self._lock:
+            seq = self.journal.add(frames)
         self._send_now(frames)
         self._written = 0
         # Answers come in the order the requests left: the FENCEs' first.
-        windows = [self._next() for _ in range(self._fences)]
-        self._fences = 0
-        return self._next(), windows
+        windows = []
+        while self._fences:
+            windows.append(self._next())
+            self.journal.confirm(self._fences.popleft())
+        answer = self._next()
+        self.journal.confirm(seq)
+        return answer, windows
+
+    def replayed_answer(self) -> Frames:
+        """The answer to the request this connection replayed last (a new connection
+        has no FENCE out: the first answer is that one)."""
+        answer = self._next()
+        self.journal.confirm(self.journal.next - 1)
+        return answer
 
     def flush(self) -> None:
         """Send the held writes now. It runs on other threads too (the flusher, another
@@ -273,15 +312,17 @@ def _flush_open_connections() -> None:
 
 
 def open_connection(transport: Transport, candidates: Sequence[str], ident: str, wire: Wire,
-                    timeout: float) -> tuple[Connection, str]:
+                    timeout: float, journal: Journal | None = None) -> tuple[Connection, str]:
     """(connection, the address that answered). One candidate: connect to it. Several:
     try them all at once and keep the first that proves to be share `ident` (another
-    coordinator may listen at the same port on this host's loopback, say).
+    coordinator may listen at the same port on this host's loopback, say). Over a network
+    transport the connection numbers its messages in `journal` and first replays what it
+    holds (see `_resume.py`).
     Raises TransportError (or OSError) when none answers within `timeout`."""
     def wrap(channel: Channel) -> Connection:
         if Capability.IMMEDIATE_DELIVERY in transport.capabilities:
             return Direct(channel)
-        return Syncing(channel, wire.encode(FENCE | REPLY, ()))
+        return Syncing(channel, wire, journal if journal is not None else Journal())
     if len(candidates) == 1:
         return wrap(transport.connect(candidates[0], timeout=timeout)), candidates[0]
     race = _Race(len(candidates))

@@ -17,6 +17,7 @@ from ._protocol import (AUG, CALL, CLEAR, DEL, ERR, GET, NAMES, OK, OP, RECONNEC
                         SET, SNAPSHOT, WHO, FENCE, Ref, ShareError, Wire, format_path, is_value, type_key,
                         type_methods)
 from ._faithful import FAITHFUL_TYPES
+from ._resume import Record
 from ._store import Store
 
 __all__ = ["Handler", "Session"]
@@ -30,12 +31,36 @@ _OP_NAMES = {GET: "read", SET: "assignment", DEL: "deletion", CALL: "call", AUG:
 class Session:
     """What the coordinator remembers about one connected client."""
 
-    __slots__ = ("channel", "sent_types", "deferred")
+    __slots__ = ("channel", "sent_types", "deferred", "record", "next_seq", "pending_seq")
 
     def __init__(self, channel: Channel | None = None):
         self.channel = channel
         self.sent_types: set[str] = set()  # type keys whose method names it already has
         self.deferred: list[str] = []      # failures of its pipelined requests, not yet told
+        # A network client's numbering (`_resume.py`), from its RESUME on; None: unnumbered.
+        self.record: Record | None = None
+        self.next_seq = 0
+        self.pending_seq = 0               # the number of its request waiting for an answer
+
+    def admit(self) -> bool:
+        """Number the pipelined write just read: True to apply it, False for a replay of
+        one already applied."""
+        record = self.record
+        if record is None:
+            return True
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        if seq <= record.applied:
+            return False
+        record.applied = seq
+        record.answer = None  # the client sends on only once it has its last answer
+        return True
+
+    def number_request(self) -> None:
+        """Number the answered request just read (it is applied later, see `answered`)."""
+        if self.record is not None:
+            self.pending_seq = self.next_seq
+            self.next_seq += 1
 
     def take_deferred(self) -> list[str] | None:
         if not self.deferred:

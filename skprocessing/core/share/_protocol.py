@@ -31,11 +31,16 @@ from ...serializers import Codec, Serializer, register_serializer
 __all__ = ["GET", "SET", "DEL", "CALL", "AUG", "OP", "SNAPSHOT", "CLEAR", "NAMES",
            "RECONNECT", "REPLY", "OK", "ERR", "ATTR", "ITEM", "Path", "Ref", "format_path",
            "is_value", "type_key", "type_methods", "PIPELINED_METHODS", "INPLACE_OPS",
-           "ShareError", "Wire", "PLAIN", "WHO", "FENCE", "SYNC", "SYNCED", "sync_frames", "sync_gen",
+           "ShareError", "Wire", "PLAIN", "WHO", "FENCE", "RESUME", "READS", "SYNC", "SYNCED", "sync_frames", "sync_gen",
            "BATCH", "BATCH_KIND", "batch_frames", "unbatch"]
 
 # operations (the codec's kind byte)
-GET, SET, DEL, CALL, AUG, OP, SNAPSHOT, CLEAR, NAMES, RECONNECT, WHO, FENCE = range(1, 13)
+GET, SET, DEL, CALL, AUG, OP, SNAPSHOT, CLEAR, NAMES, RECONNECT, WHO, FENCE, RESUME = range(1, 14)
+# RESUME (pipelined, payload (client id, first sequence)): the first message of a network
+# client's connection. From it on, the coordinator numbers that client's writes and requests
+# (FENCE and WHO aside) in arrival order, so a connection that replays what a broken one
+# may have lost has every message applied exactly once (see `_resume.py`).
+READS = frozenset({GET, SNAPSHOT, NAMES})  # answered requests that change nothing
 REPLY = 0x80  # or-ed into the kind: the caller waits for an answer
 OK, ERR = 0x40, 0x41  # kinds of answers
 

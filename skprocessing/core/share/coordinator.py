@@ -40,7 +40,8 @@ from ...transports import get_transport
 from ...transports.base import Capability, Channel, Frames, Listener, Transport
 from ._barrier import Barrier
 from ._handler import Handler, Session
-from ._protocol import BATCH_KIND, FENCE, REPLY, SYNCED, WHO, Wire, sync_gen, unbatch
+from ._protocol import BATCH_KIND, FENCE, READS, REPLY, RESUME, SYNCED, WHO, Wire, sync_gen, unbatch
+from ._resume import Record, Records
 from ._store import Store, register_store
 
 __all__ = ["main", "READY", "FAILED", "STOP"]
@@ -83,6 +84,7 @@ class Coordinator:
         self.handler = handler
         self.control = control
         self.sessions: dict[Channel, Session] = {}
+        self.records = Records()  # network clients' numbering, across their sessions
         self.stopping = False
         # Sends that return before delivery (a network transport) need the read barrier.
         immediate = Capability.IMMEDIATE_DELIVERY in transport.capabilities
@@ -164,13 +166,17 @@ class Coordinator:
             if kind in _UNORDERED and self.barrier is not None:
                 self._answer(session, frames)  # not a read of shared data: no barrier
             else:
+                if kind not in _UNORDERED:
+                    session.number_request()
                 fresh.append((session, frames))
+        elif kind == RESUME:
+            self._resume(session, frames)
         elif kind == BATCH_KIND:
             self._take_batch(session, frames, fresh)
         elif kind == _SYNCED_KIND and self.barrier is not None \
                 and (gen := sync_gen(frames, SYNCED)) is not None:
             self.barrier.synced(session, gen)
-        else:
+        elif session.admit():  # a pipelined write (not one replayed after it was applied)
             self.handler.handle(session, frames)
 
     def _take_batch(self, session: Session, frames: Frames,
@@ -187,19 +193,53 @@ class Coordinator:
             kind = message[0][0]
             if kind == BATCH_KIND:
                 session.deferred.append("a nested batch of pipelined writes was refused")
-            elif kind & REPLY or kind == _SYNCED_KIND:
+            elif kind & REPLY or kind == _SYNCED_KIND or kind == RESUME:
                 self._take(session, message, fresh)
-            else:  # the bulk: a pipelined write
+            elif session.admit():  # the bulk: a pipelined write
                 handle(session, message)
 
+    def _resume(self, session: Session, frames: Frames) -> None:
+        """A network client's connection begins: number its messages from here on."""
+        try:
+            ident, first = self.handler.codec.decode(frames)[1]
+            session.record = self.records.resume(ident, first)
+        except (DeserializationError, ValueError, TypeError) as exc:
+            session.deferred.append(f"a reconnection could not resume its writes: {exc}")
+            return
+        session.next_seq = first
+
     def _answer(self, session: Session, frames: Frames) -> None:
-        answer = self.handler.handle(session, frames)
+        record = session.record
+        kind = frames[0][0]
+        if record is not None and kind not in _UNORDERED:
+            answer = self._answer_numbered(session, record, frames, kind & ~REPLY)
+        else:
+            answer = self.handler.handle(session, frames)
         if answer is None or session.channel not in self.sessions:
             return
         try:
             session.channel.send(answer)
         except ChannelClosed:
             self._drop(session)
+
+    def _answer_numbered(self, session: Session, record: Record, frames: Frames,
+                         op: int) -> Frames | None:
+        """Apply a numbered request once; a replay gets the answer of the first time (a
+        read runs again: it changes nothing)."""
+        seq = session.pending_seq
+        if seq <= record.applied:
+            if record.answered == seq and record.answer is not None:
+                return record.answer
+            if op not in READS:
+                return None  # a stale copy: its client had the answer and went on
+            return self.handler.handle(session, frames)
+        answer = self.handler.handle(session, frames)
+        record.applied = seq
+        if op in READS:
+            record.answered, record.answer = 0, None
+        else:
+            record.answered, record.answer = seq, answer
+        return answer
 
     def _drop(self, session: Session) -> None:
         """The client is gone (its channel closed, or an answer to it failed): apply what

@@ -51,6 +51,7 @@ class Inbound:
     """Mixed into `Reactor`: reading and checking messages (reactor thread only)."""
 
     _send: Any
+    _try_send: Any
     _lose: Any
 
     def _read(self, port: Port) -> None:
@@ -108,8 +109,11 @@ class Inbound:
                 port.stats["late message of an ended session"] += 1
                 return None
             return self._drop(port, msg, _OVERSIZED_HELLO)
+        ended = port.ended.get(rid) if link is None else None
+        if ended is not None and self._on_late_message(port, msg, ended):
+            return None  # a PING that crossed our BYE, or a peer that missed it
         prefix = link.prefix if link is not None else rid + NO_SESSION
-        late = link is None and rid in port.ended  # e.g. a PING that crossed our BYE
+        late = link is None and rid in port.ended
         parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late,
                               handshake=link is None and not late)
         if parsed is None:
@@ -120,6 +124,23 @@ class Inbound:
                 return self._drop(port, msg, f"{KIND_NAMES[kind]} before any handshake")
             return self._on_hello(port, msg, rid, seq, extra)
         self._on_link_message(link, msg, kind, seq, extra)
+
+    def _on_late_message(self, port: Port, msg: list[zmq.Frame], ended: Any) -> bool:
+        """A message of a session this side ended. Signed with that session's keys, it
+        comes from a peer that still thinks the session lives: our BYE was lost (a TCP
+        connection reset at that moment). A peer on this host is never judged by silence,
+        so it would wait forever: say BYE again (at most once per heartbeat)."""
+        if len(msg) < 3 or not port.signer.verify(msg[1].buffer, ended.prefix, msg[2].buffer,
+                                                   [f.buffer for f in msg[3:]]):
+            return False  # not that session's: judged as before (a replayed HELLO, ...)
+        port.stats["late message of an ended session"] += 1
+        now = time.monotonic()
+        if now - ended.last_sent >= ended.liveness.heartbeat:
+            ended.last_sent = now
+            ended.tx_seq += 1  # past anything the peer may have missed: it ends the session
+            bye = pack_envelope(BYE, ended.tx_seq, (), {"why": ended.why or "the session ended"})
+            self._try_send(ended, [ended.signer.sign(ended.prefix, bye, ()), bye])  # never backlogged
+        return True
 
     def _on_dealer_message(self, port: Port, msg: list[zmq.Frame]) -> None:
         link = port.links.get(b"")

@@ -39,7 +39,7 @@ class Port:
         self.tickets: dict[bytes, Any] = {}  # pipe hub: ticket -> waiting channel
         self.guard = SessionGuard()
         self.stats: collections.Counter[str] = collections.Counter()
-        self.ended: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.ended: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
         self.keep_open = True  # a ROUTER closes when this is False and no link is left
         self.hwm = 1000
         self.deadlines: dict[bytes, float] = {}  # pipe hub: ticket -> claim-by time

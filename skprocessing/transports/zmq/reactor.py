@@ -196,7 +196,7 @@ class Reactor(Inbound):
         if port.links.pop(link.rid or b"", None) is None:
             return
         if link.rid:
-            port.ended[link.rid] = None
+            port.ended[link.rid] = link  # its keys, to tell a peer that missed our BYE
             while len(port.ended) > 1024:
                 port.ended.popitem(last=False)
         if not port.router or (not port.keep_open and not port.links):
