@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -268,12 +269,14 @@ def test_close_with_a_timeout_ends_what_still_runs():
 def test_a_ctrl_c_inside_the_schedulers_wake_up_does_not_stall_later_maps():
     # Ctrl-C can land while a caller wakes the scheduler; the wake-up must not be lost.
     with Pool(2) as pool:
+        pool.map(square, [0, 1])  # the workers have joined: no other thread wakes it now
         scheduler = pool._scheduler
         channel_send = scheduler._wake_tx.send
+        caller = threading.get_ident()
         pressed = []
 
-        def interrupted_once(frames):
-            if not pressed:
+        def interrupted_once(frames):  # Ctrl-C reaches the caller's (main) thread only
+            if not pressed and threading.get_ident() == caller:
                 pressed.append(True)
                 raise KeyboardInterrupt
             channel_send(frames)
