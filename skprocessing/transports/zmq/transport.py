@@ -44,7 +44,7 @@ from urllib.parse import parse_qsl
 
 import zmq
 
-from ...errors import TransportError
+from ...errors import TransportError, TransportRefused
 from .._launcher import LaunchedProcess, get_launcher
 from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
 from ..local import SharedCell
@@ -161,6 +161,9 @@ class ZmqTransport(Transport):
         return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else f"{scheme}://"
 
     def connect(self, address: str, timeout: float | None = None) -> ZmqChannel:
+        if fixed_address(*str(address).partition("://")[::2]) is None:
+            raise TransportRefused(f"{address} names no address to connect to (expected "
+                                   f"tcp://host:port or ipc:///path)")
         self._check_curve()
         check_reach(address, self._key, "connect")
         return self._dial(address, self._signer, None, timeout, self._key)
