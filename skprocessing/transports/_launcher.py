@@ -401,17 +401,15 @@ def serve(fd: int) -> None:
     _reap(children, block=True)
 
 
+# What every child needs anyway, imported once here rather than once per child. Named, not
+# imported: what the children run is the business of this launcher's users, the layers
+# above (as multiprocessing's forkserver preload is its caller's).
+PRELOAD = "skprocessing._warm:warm"
+
+
 def _preload() -> None:
-    # What every child needs anyway is imported once here, not once per child.
-    import skprocessing  # noqa: F401  (the package and everything it imports)
-    import skprocessing.core.engine  # noqa: F401
-    import skprocessing.transports.local  # noqa: F401
-    from skprocessing.serializers.registry import DEFAULT, get_serializer
-    for name in {DEFAULT, os.environ.get("SKPROCESSING_SERIALIZER") or DEFAULT, "pickle"}:
-        try:
-            get_serializer(name)
-        except ValueError:
-            pass  # an unknown name fails where it is used, with the registry's message
+    module, _, function = PRELOAD.partition(":")
+    getattr(importlib.import_module(module), function)()
     try:
         import ctypes
         globals()["_libc"] = ctypes.CDLL(None, use_errno=True)

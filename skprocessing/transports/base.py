@@ -35,8 +35,7 @@ __all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "List
            "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
            "holding", "released", "send_held", "holder_flushing"]
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
-Frames: TypeAlias = list[Buffer]
+from .._frames import Buffer, Frames  # noqa: E402  (re-exported: the interface's types)
 
 
 class Capability(enum.Enum):

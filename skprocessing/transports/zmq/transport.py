@@ -47,8 +47,8 @@ import zmq
 from ...errors import TransportError, TransportRefused
 from .._launcher import LaunchedProcess, get_launcher
 from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
-from ..local import SharedCell
-from .channel import PipeEnd, ZmqChannel
+from .._cells import SharedCell
+from .channel import PipeEnd, ZmqChannel, launching, pickled_for_launch
 from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
@@ -57,15 +57,9 @@ from .ports import Port, here
 from .reactor import get_reactor, shutdown_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
-__all__ = ["ZmqTransport", "ZmqListener", "launching", "rebuild_pipe_end"]
+__all__ = ["ZmqTransport", "ZmqListener"]
 
 _FLOATS = ("heartbeat", "dead_after", "connect_timeout", "linger")
-_launch = threading.local()
-
-
-def launching() -> bool:
-    """True while `ZmqTransport.start()` pickles a child's arguments in this thread."""
-    return getattr(_launch, "active", False)
 
 
 class ZmqTransport(Transport):
@@ -256,13 +250,10 @@ class ZmqTransport(Transport):
         Pipe ends in `args` connect back by address; the child inherits this transport's
         key (so `get_transport(url).connect(...)` there just works), and flushes its
         ZeroMQ sockets before it exits, so what it sent last is delivered."""
-        _launch.active = True
-        try:
+        with pickled_for_launch():
             # The keys come first in the pickle, so they are set before `args` (which may
             # hold transports and pipe ends) are rebuilt in the child.
             return get_launcher().start(_child_main, (_Keys(self._key, self._signing_key), entry, args))
-        finally:
-            _launch.active = False
 
     def wait(self, channels: Sequence[Any], timeout: float | None = None) -> list[Any]:
         """Channels (or listeners) among `channels` with something to read or a close.
@@ -302,6 +293,14 @@ class ZmqTransport(Transport):
     def __repr__(self) -> str:
         return f"<ZmqTransport {self.url.partition('?')[0]}>"
 
+    @classmethod
+    def rebuild_pipe_end(cls, address: str, ticket: bytes, pipe_key: bytes,
+                         options: dict[str, Any]) -> PipeEnd:
+        """A pipe end passed to a child, rebuilt there (see `PipeEnd.__reduce__`)."""
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        transport = cls("zmq://" + (f"?{query}" if query else ""), _pipe_key=pipe_key)
+        return PipeEnd(transport, address, ticket)
+
 
 def _ready(obj: Any) -> bool:
     # `ready` on ours; `buffered` on a local SocketChannel (data already read, which
@@ -332,8 +331,3 @@ def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
 def _rebuild_transport(url: str, key: bytes | None, pipe_key: bytes) -> ZmqTransport:
     return ZmqTransport(url, key=key, _pipe_key=pipe_key)
 
-
-def rebuild_pipe_end(address: str, ticket: bytes, pipe_key: bytes, options: dict[str, Any]) -> PipeEnd:
-    query = "&".join(f"{k}={v}" for k, v in options.items())
-    transport = ZmqTransport("zmq://" + (f"?{query}" if query else ""), _pipe_key=pipe_key)
-    return PipeEnd(transport, address, ticket)
