@@ -46,6 +46,7 @@ import threading
 import time
 from typing import Any
 
+from .._deadline import Deadline
 from ..errors import TransportError
 from ._wait import readable
 from .base import ProcessHandle, run_exit_hooks
@@ -292,13 +293,13 @@ class _ForkedLauncher:
 
     def wait(self, timeout: float | None = None) -> int:
         """Reap the launcher (like `Popen.wait`)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline.expired():
                 raise subprocess.TimeoutExpired(f"launcher {self.pid}", timeout)
             time.sleep(0.005)
         return self.returncode

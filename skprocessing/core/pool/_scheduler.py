@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from ..._deadline import Deadline
 from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
 from ...transports.base import Capability, Channel, ProcessHandle, Transport
@@ -118,11 +119,11 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         box: dict[str, Any] = {}
         done = threading.Event()
         self._command("status", box, done)
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not done.wait(0.05):
             if self._stopped.is_set() and not done.is_set():
                 raise StateError("the pool's scheduler has ended (the pool is closed or failed)")
-            if time.monotonic() >= deadline:
+            if deadline.expired():
                 raise StateError(f"the pool's scheduler did not answer within {timeout:g}s")
         return box
 
@@ -324,9 +325,9 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         for handle in handles:
             if kill:
                 handle.kill()
-        deadline = time.monotonic() + 5.0
+        deadline = Deadline(5.0)
         for handle in [*handles, *self._starting.values()]:
-            if not handle.join(max(0.0, deadline - time.monotonic())):
+            if not handle.join(deadline.remaining()):
                 handle.kill()
                 handle.join(1.0)
         for slot in self._slots.values():

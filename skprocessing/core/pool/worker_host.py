@@ -48,6 +48,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+from ..._deadline import Deadline
 from ...errors import ChannelClosed, TransportError, TransportRefused
 from ...serializers.codec import Codec
 from ...transports import get_transport
@@ -223,9 +224,9 @@ class Agent:
         self._count()
         for worker in self.running:
             worker.handle.terminate()
-        deadline = time.monotonic() + 5.0
+        deadline = Deadline(5.0)
         for worker in self.running:
-            if not worker.handle.join(max(0.0, deadline - time.monotonic())):
+            if not worker.handle.join(deadline.remaining()):
                 worker.handle.kill()
                 worker.handle.join(1.0)
         if self.running:

@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl
 
 import zmq
 
+from ..._deadline import Deadline
 from ...errors import TransportError, TransportRefused
 from .._launcher import LaunchedProcess, get_launcher
 from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
@@ -136,7 +137,7 @@ class ZmqTransport(Transport):
         self._check_curve()
         check_reach(address, self._key, "bind")
         reactor = get_reactor()
-        deadline = time.monotonic() + 1.0
+        deadline = Deadline(1.0)
         while True:
             try:
                 port = reactor.call(reactor.open_port, zmq.ROUTER, address, self._signer,
@@ -145,7 +146,7 @@ class ZmqTransport(Transport):
             except zmq.ZMQError as exc:
                 # ZeroMQ releases a closed socket's port a moment later (in its I/O
                 # thread), so re-binding just after a close may need a few tries.
-                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                if exc.errno != zmq.EADDRINUSE or deadline.expired():
                     raise TransportError(f"cannot listen at {address}: {exc}") from exc
                 time.sleep(0.02)
 
