@@ -24,7 +24,6 @@ from __future__ import annotations
 import hmac
 import os
 import platform
-import queue
 import signal
 import threading
 import time
@@ -37,6 +36,7 @@ from ..transports import get_transport
 from ..transports.base import Buffer, Channel, Counter, Flag, Frames, ProcessHandle, Transport
 from . import engine
 from .modifiers import run_in_thread
+from ._race import first_to_answer
 
 __all__ = ["start_on", "remote_main", "RemoteHandle"]
 
@@ -352,35 +352,24 @@ def _dial(transport: Transport, addresses: tuple[str, ...], token: bytes) -> tup
     """The control channel to the first address where the parent answers our token. All
     are tried at once (a host's unreachable interface must not cost a timeout each); the
     parent acknowledges one control channel only, so exactly one attempt succeeds."""
-    results: queue.SimpleQueue[tuple[Channel | None, str]] = queue.SimpleQueue()
-    for address in addresses:
-        threading.Thread(target=lambda a=address: results.put(_attempt(transport, a, token)),
-                         name="skprocessing-remote-dial", daemon=True).start()
-    failures = []
-    for _ in addresses:
-        channel, outcome = results.get()
-        if channel is not None:
-            return channel, outcome
-        failures.append(outcome)
-    raise TransportError("could not reach the parent process at any of its addresses: "
-                         + "; ".join(failures))
+    return first_to_answer(addresses, lambda address: _attempt(transport, address, token),
+                           failure="could not reach the parent process at any of its addresses",
+                           name="skprocessing-remote-dial")
 
 
-def _attempt(transport: Transport, address: str, token: bytes) -> tuple[Channel | None, str]:
-    """(the acknowledged control channel, its address), or (None, what went wrong)."""
-    channel = None
+def _attempt(transport: Transport, address: str, token: bytes) -> Channel:
+    """The control channel the parent acknowledged at `address`; raises what went wrong."""
+    channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
     try:
-        channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
         channel.send([token, _CONTROL, str(os.getpid()).encode(), platform.node().encode()])
         answer = channel.recv(_HELLO_TIMEOUT)
-        if answer and bytes(answer[0]) == _ACK:
-            return channel, address
-        failure = f"{address}: no answer"
-    except (ChannelClosed, TransportError, OSError) as exc:
-        failure = f"{address}: {exc}"
-    if channel is not None:
+    except BaseException:
         channel.close()
-    return None, failure
+        raise
+    if answer and bytes(answer[0]) == _ACK:
+        return channel
+    channel.close()
+    raise TransportError("no answer")
 
 
 def _send_quietly(channel: Channel, frames: Frames) -> None:
