@@ -1,94 +1,52 @@
 """Dispatch: which chunk goes to which worker, and how it is sent.
 
 Each round gives every worker with a free credit one chunk, until no worker has credit
-or no work is left, so work spreads evenly. Chunks come from the retry queue first (work
-a lost worker held), then from the calls in submission order, cut lazily as workers can
-take them. A worker receives a call's function (FUNC) once, before its first chunk of
-that call, and is told then which old functions it may forget.
+or no work is left, so work spreads evenly. The chunks come from the `Backlog`. A worker
+receives a call's function (FUNC) once, before its first chunk of that call, and is told
+then which old functions it may forget.
 """
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 from ...errors import ChannelClosed
 from ...serializers.codec import Codec
-from ...transports.base import Channel
-from ._call import Call
+from ._backlog import Backlog
 from ._chunks import Chunk
 from ._messages import FUNC
-from ._workers import WorkerSlot
+from ._workers import WorkerSlot, Workers
 
-__all__ = ["Dispatching"]
+__all__ = ["Dispatcher"]
 
 
-class Dispatching:
-    """Mixed into `Scheduler`; runs on the scheduler thread only."""
+class Dispatcher:
+    """Hands the backlog's chunks to the workers' free credits; scheduler thread only.
+    `lost(slot)` is told of a worker whose channel closed under a send."""
 
-    codec: Codec
-    size: int
-    _running: bool
-    _calls: list[Call]
-    _slots: dict[Channel, WorkerSlot]
-    _requeue: collections.deque[Chunk]
-    _chunk_ids: Iterator[int]
+    def __init__(self, codec: Codec, workers: Workers, backlog: Backlog,
+                 lost: Callable[[WorkerSlot], None]):
+        self._codec = codec
+        self._workers = workers
+        self._backlog = backlog
+        self._lost = lost
 
-    _lost: Any  # FaultHandling._lost: settle a worker whose channel closed
-
-    def _dispatch(self) -> None:
-        self._calls = [c for c in self._calls if not (c.cancelled or c.done or c.planner.exhausted)]
-        if not self._running or not (self._calls or self._requeue):
+    def dispatch(self) -> None:
+        backlog, slots = self._backlog, self._workers.slots
+        backlog.prune()
+        if not self._workers.running or not backlog.pending:
             return
-        if not self._slots:
-            self._prime()
+        if not slots:
+            backlog.prime()
         sent = True
         while sent:  # one chunk per worker per round, so work spreads evenly
             sent = False
-            for slot in list(self._slots.values()):
+            for slot in list(slots.values()):
                 if slot.credits > 0 and not slot.timed and slot.fate is None and slot.settle_at is None:
-                    chunk = self._next_chunk(idle=not slot.inflight)
+                    chunk = backlog.next_chunk(idle=not slot.inflight, workers=len(slots))
                     if chunk is not None:
                         self._send(slot, chunk)
                         sent = True
-
-    def _prime(self) -> None:
-        # No worker yet (a head waiting for hosts to join): cut each new call's first
-        # chunk anyway, so an empty input (or one that raises) ends its call now.
-        for call in self._calls:
-            if call.planner.taken == 0 and call.wants_more():
-                try:
-                    self._requeue.extend(call.next_chunks(self.codec, 1, self._chunk_ids.__next__))
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-
-    def _next_chunk(self, idle: bool) -> Chunk | None:
-        # A chunk with a per-item timeout goes only to an idle worker (and nothing goes
-        # behind it), so it starts at once and a kill for its timeout costs no other item.
-        # So does a suspect chunk (a worker died running it): alone, its death is its own.
-        index = 0
-        while index < len(self._requeue):  # almost always settled at index 0
-            chunk = self._requeue[index]
-            if chunk.call.cancelled or (chunk.call.timeout is None and not chunk.suspect) or idle:
-                del self._requeue[index]
-                if not chunk.call.cancelled:
-                    return chunk
-                chunk.call.outstanding -= 1
-                chunk.call.check_done()
-                continue
-            index += 1
-        for call in self._calls:
-            if (call.timeout is None or idle) and call.wants_more():
-                try:
-                    chunks = call.next_chunks(self.codec, max(1, len(self._slots)), self._chunk_ids.__next__)
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-                    continue
-                if chunks:
-                    self._requeue.extendleft(reversed(chunks[1:]))
-                    return chunks[0]
-        return None
 
     def _send(self, slot: WorkerSlot, chunk: Chunk) -> None:
         call = chunk.call
@@ -96,8 +54,9 @@ class Dispatching:
         slot.credits -= 1
         try:
             if call.call_id not in slot.functions:
-                forget = [cid for cid in slot.functions if cid not in {c.call_id for c in self._calls}]
-                slot.channel.send(self.codec.encode(
+                live = {c.call_id for c in self._backlog.calls}
+                forget = [cid for cid in slot.functions if cid not in live]
+                slot.channel.send(self._codec.encode(
                     FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
                 slot.functions.difference_update(forget)
                 slot.functions.add(call.call_id)
