@@ -37,6 +37,7 @@ from ..transports.base import Buffer, Channel, Counter, Flag, Frames, ProcessHan
 from . import engine
 from .modifiers import run_in_thread
 from ._race import first_to_answer
+from .._deadline import Deadline
 
 __all__ = ["start_on", "remote_main", "RemoteHandle"]
 
@@ -174,15 +175,14 @@ def _accept_pair(transport: Transport, listener: Any, token: bytes, done: Future
                  timeout: float | None, name: str) -> tuple[Channel, Channel, int, str]:
     """Accept the child's control and messages channels; stray connections are closed.
     Fails when the task ended without them (it could not start) or `timeout` passes."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = Deadline(timeout)
     found: dict[bytes, tuple[Channel, int, str]] = {}  # role -> (channel, pid, host)
     while len(found) < 2:
         ended = done.done()
-        left = None if deadline is None else deadline - time.monotonic()
-        out_of_time = left is not None and left <= 0
+        out_of_time = deadline.expired()
         # A short process may be over before we look: what connected still counts, so the
         # task's end means failure only once nothing more waits at the listener.
-        wait = 0 if ended or out_of_time else (0.05 if left is None else min(0.05, left))
+        wait = 0 if ended or out_of_time else deadline.remaining(0.05)
         if transport.wait([listener], wait):
             _take(listener, token, found)
         elif ended or out_of_time:
