@@ -1,6 +1,6 @@
 """skprocessing: parallel code as regular code.
 
-    from skprocessing import Skprocess, Pool, Share, Pipe, autoreconnect
+    from skprocessing import Skprocess, Pool, Share, Pipe, autoreconnect, Executor
 """
 
 from .core.autoreconnect import autoreconnect
@@ -28,5 +28,13 @@ __all__ = [
     "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError", "TransportError",
     "ChannelClosed", "register_serializer", "get_serializer", "available_serializers",
     "serialize", "deserialize", "reconnect_all", "Reconnector", "register_transport",
-    "get_transport",
+    "get_transport", "Executor", "BrokenWorkerError",
 ]
+
+
+def __getattr__(name: str):
+    # The Executor (and concurrent.futures) are imported on first use only.
+    if name in ("Executor", "BrokenWorkerError"):
+        from .core import executor
+        return getattr(executor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""`python -m skprocessing COMMAND`: `demo` runs the tour; `worker` joins a ZeroMQ pool."""
+"""`python -m skprocessing COMMAND`: `demo` runs the tour; `worker` joins a ZeroMQ pool;
+`status` asks a running head what it is doing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 COMMANDS = {
     "demo": ("skprocessing._demo", "main", "run the demo of Skprocess, Pool, Share and ZeroMQ"),
     "worker": ("skprocessing.core.pool.worker_host", "main", "join a ZeroMQ pool as a worker host"),
+    "status": ("skprocessing._status", "main", "show a running head's workers, progress and losses"),
 }
 
 

@@ -34,8 +34,15 @@ class Backlog:
         self.calls.append(call)
 
     def prune(self) -> None:
-        """Forget the calls that will cut no more chunks."""
-        self.calls = [c for c in self.calls if not (c.cancelled or c.done or c.planner.exhausted)]
+        """Forget the calls at the front that will cut no more chunks. Calls leave the list
+        as they end (cut out in `next_chunk`, cancelled in `cancel`), never by a scan of
+        it each round: an Executor may queue thousands."""
+        calls = self.calls
+        over = 0
+        while over < len(calls) and _over(calls[over]):
+            over += 1
+        if over:
+            del calls[:over]
 
     @property
     def pending(self) -> bool:
@@ -67,16 +74,25 @@ class Backlog:
                 chunk.call.check_done()
                 continue
             index += 1
-        for call in self.calls:
-            if (call.timeout is None or idle) and call.wants_more():
-                try:
-                    chunks = call.next_chunks(self.codec, max(1, workers), self._chunk_ids.__next__)
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-                    continue
-                if chunks:
-                    self.requeue.extendleft(reversed(chunks[1:]))
-                    return chunks[0]
+        index = 0
+        calls = self.calls
+        while index < len(calls):
+            call = calls[index]
+            if not ((call.timeout is None or idle) and call.wants_more()):
+                index += 1
+                continue
+            try:
+                chunks = call.next_chunks(self.codec, max(1, workers), self._chunk_ids.__next__)
+            except Exception as exc:  # the caller's iterator raised: the call fails with it
+                call.fail(exc)
+                chunks = []
+            if call.done or call.planner.exhausted:
+                del calls[index]  # all cut: it leaves the list (near the front: cheap)
+            else:
+                index += 1
+            if chunks:
+                self.requeue.extendleft(reversed(chunks[1:]))
+                return chunks[0]
         return None
 
     # -- chunks coming back ------------------------------------------------------------------
@@ -120,7 +136,9 @@ class Backlog:
 
     # -- whole calls -------------------------------------------------------------------------
     def cancel(self, call: Call) -> None:
-        """Drop `call`'s queued chunks."""
+        """Drop `call` and its queued chunks."""
+        if call in self.calls:
+            self.calls.remove(call)
         kept = [c for c in self.requeue if c.call is not call]
         call.outstanding -= len(self.requeue) - len(kept)
         self.requeue = collections.deque(kept)
@@ -137,3 +155,7 @@ class Backlog:
         calls = {id(c): c for c in self.calls if not c.done}
         calls.update((id(c.call), c.call) for c in self.requeue if not c.call.done)
         return list(calls.values())
+
+
+def _over(call: Call) -> bool:
+    return call.cancelled or call.done or call.planner.exhausted

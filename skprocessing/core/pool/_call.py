@@ -50,6 +50,10 @@ class Call:
         self.cancelled = False
         # Optional, set by the Pool before the call is submitted:
         self.progress: Any = None  # .advance(items) as the caller takes finished chunks
+        # .dispatching(call) -> bool before each chunk goes to a worker (False: it is
+        # dropped, never run), .changed(call) once a chunk is ready or the call is over;
+        # both on the scheduler's thread, so they only record and hand on (the Executor).
+        self.watch: Any = None
         # Serialized bytes per item, items and results, for the read-ahead's byte bound.
         self._sent_bytes = self._sent_items = self._back_bytes = self._back_items = 0
         self._cond = threading.Condition(threading.Lock())
@@ -136,6 +140,9 @@ class Call:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+            watch = self.watch
+            if watch is not None:
+                watch.changed(self)
 
     def fail(self, error: BaseException) -> None:
         """End the call with `error` (raised in the caller once it reaches it)."""
@@ -145,6 +152,9 @@ class Call:
             self._done = True
             self._cond.notify_all()
         self.planner.close()
+        watch = self.watch
+        if watch is not None:
+            watch.changed(self)
 
     def _put(self, start: int, values: list, errors: dict | None) -> None:
         if self.cancelled:
@@ -152,6 +162,9 @@ class Call:
         with self._cond:
             self._ready.append((start, values, errors))
             self._cond.notify()
+        watch = self.watch
+        if watch is not None:
+            watch.changed(self)
 
     # -- caller side -------------------------------------------------------------------------
     def get(self, deadline: float | None) -> tuple[int, list, dict | None] | None | object:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ...errors import ChannelClosed, ProcessDiedError, ProcessTimeoutError
 from ...serializers.codec import Codec
+from ._activity import Activity
 from ._backlog import Backlog
 from ._chunks import Chunk
 from ._messages import KILL
@@ -38,15 +39,24 @@ EARLY_DEATHS = 3   # deaths before a chunk starts, after which its call gives up
 HOST_LOSSES = 5    # remote workers lost (host or network) while running one chunk: give up
 
 
+_WHY_REMOTE = {None: "no heartbeat, or it left", "died": "its agent reported the death",
+               "timeout": "killed for a timeout", "cancel": "killed: its call was cancelled"}
+_WHY_LOCAL = {None: "it died", "timeout": "killed for a timeout",
+              "cancel": "killed: its call was cancelled"}
+
+
 class Faults:
     """Ends workers (a timeout, a cancel) and settles the ones that are gone; scheduler
     thread only. `reliable_last_words`: a dead worker's sends all arrive (a transport
-    whose channels close with their process, after what it sent)."""
+    whose channels close with their process, after what it sent). Each loss is told to
+    `activity` (the recent past `status()` shows)."""
 
-    def __init__(self, codec: Codec, workers: Workers, backlog: Backlog, reliable_last_words: bool):
+    def __init__(self, codec: Codec, workers: Workers, backlog: Backlog, activity: Activity,
+                 reliable_last_words: bool):
         self._codec = codec
         self._workers = workers
         self._backlog = backlog
+        self._activity = activity
         self._reliable_last_words = reliable_last_words
 
     def kill(self, slot: WorkerSlot, fate: tuple[str, Any]) -> None:
@@ -72,18 +82,20 @@ class Faults:
     def lost(self, slot: WorkerSlot) -> None:
         """A worker's channel closed: settle what it held, start a replacement."""
         self._workers.remove(slot)
+        held = sum(len(c) for c in slot.inflight)
+        fate = slot.fate and slot.fate[0]
         if slot.handle is None:
-            why = {None: "no heartbeat, or it left", "died": "its agent reported the death",
-                   "timeout": "killed for a timeout", "cancel": "killed: its call was cancelled"}
             log.warning("lost %s (%s); %d item(s) it held go elsewhere or settle", slot.describe(),
-                        why.get(slot.fate and slot.fate[0], "?"),
-                        sum(len(c) for c in slot.inflight))
+                        _WHY_REMOTE.get(fate, "?"), held)
         if slot.handle is not None:
             # for its exit code in the error message; a process whose channel closed while
             # it lives on (user code closed its descriptors) is ended, not left running
             if not slot.handle.join(1.0):
                 slot.handle.kill()
                 slot.handle.join(5.0)
+        why = (_WHY_REMOTE if slot.handle is None else _WHY_LOCAL).get(fate, "?")
+        self._activity.lost(slot.pid, slot.host, f"{slot.describe()}: {why}", held)
+        if slot.handle is not None:
             self._workers.replace()  # first, so a caller told of the loss sees the replacement
         if slot.inflight:
             running, *queued = slot.inflight

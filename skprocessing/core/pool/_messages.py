@@ -60,6 +60,7 @@ FUNCTION_BODY = 6  # the mapped callable, encoded once per call and embedded in 
 STARTED = 7
 DIED = 8
 KILL = 9
+STATUS = 10  # a status request (a tool, not a worker) instead of HELLO; see _workers.Acceptor
 AGENT = "agent"  # the worker_id an agent's HELLO carries
 
 PackedError = tuple  # (exception | None, type name, message, traceback text)

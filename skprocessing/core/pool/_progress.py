@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Union
 
-__all__ = ["ProgressSpec", "make_reporter", "Reporter", "Callback", "PlainBar"]
+__all__ = ["ProgressSpec", "make_reporter", "check_progress", "Reporter", "Callback", "PlainBar"]
 
 ProgressSpec = Union[bool, Callable[[int, "int | None"], Any], None]
 
@@ -36,18 +36,23 @@ class Reporter:
     def close(self) -> None: ...
 
 
+def check_progress(spec: Any, name: str) -> None:
+    """Raises TypeError for a `progress=` that is not None, a bool or a callable."""
+    if not (spec is None or isinstance(spec, bool) or callable(spec)):
+        raise TypeError(f"{name}: progress must be True, False, None or a callable "
+                        f"progress(done, total), not {type(spec).__name__} {spec!r}")
+
+
 def make_reporter(spec: Any, name: str) -> Reporter | None:
     """The reporter for a map's `progress=` argument (None: no progress, the default).
     Raises TypeError for anything but None, a bool or a callable."""
+    check_progress(spec, name)
     if spec is None or spec is False:
         return None
     if spec is True:
         bar = _tqdm_bar(name)
         return bar if bar is not None else PlainBar(name)
-    if callable(spec):
-        return Callback(spec)
-    raise TypeError(f"{name}: progress must be True, False, None or a callable "
-                    f"progress(done, total), not {type(spec).__name__} {spec!r}")
+    return Callback(spec)
 
 
 class Callback(Reporter):

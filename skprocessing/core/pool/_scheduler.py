@@ -23,6 +23,7 @@ the loop; its parts are objects of their own, each with its state:
     Dispatcher  (_dispatch.py)  backlog chunks to free credits; FUNC once per worker
     Faults      (_faults.py)    kill for a timeout or cancel; settle a lost worker's chunks
     Hosts       (_hosts.py)     agents' reports, dead processes, maps with no worker yet
+    Activity    (_activity.py)  throughput lately and recent losses, for status()
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..._deadline import Deadline
 from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
 from ...transports.base import Capability, Channel, Transport
+from ._activity import Activity
 from ._backlog import Backlog
 from ._call import Call
 from ._chunks import Chunk
@@ -74,14 +76,16 @@ class Scheduler:
         self._watch_handles = Capability.DEATH_CLOSES_CHANNELS not in transport.capabilities
         self._stopped = threading.Event()  # the loop is over
         self._done = threading.Event()  # and its transport closed, if it was the pool's
+        self._activity = Activity()  # throughput lately, recent losses (for status)
         self._workers = Workers(transport, self.address, codec, credits)
         self._backlog = Backlog(codec)
-        self._faults = Faults(codec, self._workers, self._backlog,
+        self._faults = Faults(codec, self._workers, self._backlog, self._activity,
                               reliable_last_words=not self._watch_handles)
         self._dispatcher = Dispatcher(codec, self._workers, self._backlog, self._faults.lost)
         self._hosts = Hosts(codec, self.address, self._workers, self._backlog, self._watch_handles,
                             read=self._on_message, lost=self._faults.lost, cancel=self._drop_queued)
-        self._acceptor = Acceptor(self._listener, codec, self._admit)
+        self._acceptor = Acceptor(self._listener, codec, self._admit,
+                                  status=lambda: self.status(timeout=10.0))
         self._acceptor.start()
         for _ in range(size):
             self._workers.start()
@@ -178,6 +182,7 @@ class Scheduler:
                 self._hosts.check_no_workers()
                 self._faults.check_deadlines()
                 self._dispatcher.dispatch()
+                self._activity.sample(self._done_items)
         except BaseException as exc:  # a bug or a broken transport must not hang callers
             self._break(exc)
         finally:
@@ -310,9 +315,14 @@ class Scheduler:
             in_flight=sum(len(c) for c in self._workers.held()),
             queued=sum(len(c) for c in self._backlog.requeue),
             done=self._done_items,
-            calls=len([c for c in self._backlog.calls if not c.done]),
+            calls=len({id(c) for c in [*self._backlog.calls, *(k.call for k in self._backlog.requeue),
+                                       *(k.call for k in self._workers.held())]
+                       if not c.done}),
             lost_workers=self._workers.lost,
             duplicates_dropped=self._duplicates,
+            throughput=round(self._activity.throughput(self._done_items), 3),
+            uptime=round(time.monotonic() - self._activity.started, 3),
+            recent_losses=list(self._activity.losses),
             per_worker=[{"pid": s.pid, "host": s.host, "in_flight": sum(len(c) for c in s.inflight),
                          "done": s.done, "credits": s.credits} for s in slots])
         done.set()

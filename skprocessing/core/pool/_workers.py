@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..._deadline import Deadline
-from ...errors import ProcessError, TransportError
+from ...errors import ChannelClosed, ProcessError, TransportError
 from ...serializers.codec import Codec
 from ...transports.base import Channel, Listener, ProcessHandle, Transport
 from ._chunks import Chunk
-from ._messages import AGENT, HELLO
+from ._messages import AGENT, HELLO, STATUS
 from ._worker import worker_main
 
-__all__ = ["WorkerSlot", "Workers", "Acceptor", "BOOT_FAILURES"]
+__all__ = ["WorkerSlot", "Workers", "Acceptor", "BOOT_FAILURES", "answer_status", "STATUS_CODEC"]
 
 log = logging.getLogger("skprocessing.pool")
 BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
@@ -48,7 +48,7 @@ class WorkerSlot:
         self.settle_at: float | None = None  # known dead: settle it then (late messages)
         self.credits = credits
         self.inflight: collections.deque[Chunk] = collections.deque()
-        self.functions: set[int] = set()
+        self.functions: dict[int, Any] = {}  # call id -> weakref to the Call whose function it holds
         self.deadline: float | None = None  # when the running timed item runs over
         self.fate: tuple[str, Any] | None = None  # why the head killed it, if it did
 
@@ -172,11 +172,13 @@ class Acceptor(threading.Thread):
     every transport's `wait` supports); it closes the listener when told to stop."""
 
     def __init__(self, listener: Listener, codec: Codec,
-                 admit: Callable[[Channel, tuple], None]):
+                 admit: Callable[[Channel, tuple], None],
+                 status: Callable[[], dict] | None = None):
         super().__init__(name="skprocessing-pool-acceptor", daemon=True)
         self.listener = listener
         self.codec = codec
         self.admit = admit
+        self.status = status  # what a STATUS request is answered with (Pool.status())
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -195,6 +197,13 @@ class Acceptor(threading.Thread):
         # A peer that does not say HELLO promptly and properly is dropped, never trusted.
         try:
             frames = channel.recv(timeout=10.0)
+            if frames and self.status is not None and bytes(frames[0][:1]) == bytes((STATUS,)):
+                # A tool asking (`python -m skprocessing status`): it came through the
+                # transport's authentication like any peer; answered on a thread of its
+                # own, so a slow answer never keeps workers from joining.
+                threading.Thread(target=answer_status, args=(channel, self.status),
+                                 name="skprocessing-status", daemon=True).start()
+                return
             kind, hello = self.codec.decode(frames) if frames is not None else (None, None)
         except Exception:
             kind = None
@@ -202,6 +211,27 @@ class Acceptor(threading.Thread):
             channel.close()
             return
         self.admit(channel, hello)
+
+
+# A status answer is plain data, in msgpack whatever the pool's serializer: any tool can
+# read it, and reading it can run no code.
+STATUS_CODEC = Codec("msgpack")
+
+
+def answer_status(channel: Channel, status: Callable[[], dict]) -> None:
+    """Send `status()` (or why there is none) and wait, bounded, for the asker to hang up."""
+    try:
+        try:
+            body = {"ok": True, **status()}
+        except Exception as exc:
+            body = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        log.debug("answering a status request")
+        channel.send(STATUS_CODEC.encode(STATUS, body))
+        channel.recv(timeout=10.0)  # the asker closes once it has read: then we may too
+    except (ChannelClosed, TransportError, OSError):
+        pass
+    finally:
+        channel.close()
 
 
 def _valid_hello(hello: Any) -> bool:

@@ -303,8 +303,10 @@ class Pool(_Maps):
 
     def _submit(self, mode: str, star: bool, fn: Callable[..., Any], items: Iterable[Any],
                 chunksize: int | None, timeout: float | None, retries: int | None, *,
-                name: str | None = None, progress: ProgressSpec = None) -> Call:
-        """`progress`: the user's `progress=` (see `_progress.make_reporter`)."""
+                name: str | None = None, progress: ProgressSpec = None,
+                watch: Any = None) -> Call:
+        """`progress`: the user's `progress=` (see `_progress.make_reporter`); `watch`:
+        the scheduler's hooks for the call (see `Call.watch`; the Executor's)."""
         name = name or f"Pool.{'star().' if star else ''}{mode}"
         reporter = make_reporter(progress, name)  # a wrong type fails here, before anything runs
         if not callable(fn):
@@ -338,6 +340,7 @@ class Pool(_Maps):
                         name=name, profile=self._profiles.get(key))
             call.profile_key = key
             call.pool = self
+            call.watch = watch
             if reporter is not None:
                 reporter.begin(call.planner.total)
                 call.progress = reporter
