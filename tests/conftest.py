@@ -10,24 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):  # gone (ESRCH: gone while being read)
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    """Wait until `pid` no longer runs; False if it still runs after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+from skprocessing.testing._reaping import pid_alive, wait_gone  # noqa: F401  (used by tests)
 
 
 @pytest.fixture

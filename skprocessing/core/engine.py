@@ -19,7 +19,10 @@ from typing import Any
 
 from ..errors import SECTION_ERRORS, ProcessError, ProcessTimeoutError, ResultError, SerializationError
 from ..serializers.codec import Codec
-from ..transports.base import Channel, Counter, Flag
+from ..transports.base import Channel
+from ._exit import process_entry
+from ._held import ordered_send
+from ._signals import Counter, Flag
 from .timeouts import SectionTimedOut, call_with_timeout
 
 __all__ = ["main", "Lifecycle", "OUTCOME", "MESSAGE"]
@@ -138,6 +141,7 @@ class Lifecycle:
         return error
 
 
+@process_entry
 def main(codec_token: Any, payload: list[bytes], control: Channel, messages: Channel,
          stop: Flag, run_counter: Counter, reconnect_settings: Any = None) -> None:
     """Entry point of an `Skprocess` child (started through `Transport.start`).
@@ -152,7 +156,7 @@ def main(codec_token: Any, payload: list[bytes], control: Channel, messages: Cha
     except Exception as exc:
         error = ProcessError(f"the process could not be rebuilt in the child: {type(exc).__name__}: {exc}")
         error.remote_traceback = traceback.format_exc()
-        control.send(codec.encode(OUTCOME, (error, None, 0, error)))
+        ordered_send(control, codec.encode(OUTCOME, (error, None, 0, error)))
         return
     value = Lifecycle(process, stop, run_counter).run()
     send_outcome(control, codec, process, value)
@@ -172,7 +176,7 @@ def send_outcome(control: Channel, codec: Codec, process: Any, value: Any) -> No
                 part.original_error = None  # the likely culprit; its text stays in the message
         safe_error = process.error if _serializable(codec, process.error) else None
         frames = codec.encode(OUTCOME, (error, process.timers, process._sk_current_run, safe_error))
-    control.send(frames)
+    ordered_send(control, frames)
 
 
 def _serializable(codec: Codec, obj: Any) -> bool:

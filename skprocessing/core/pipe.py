@@ -22,6 +22,7 @@ from ..errors import PipeEndpointError
 from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Channel, Frames, Listener, Transport
+from ._held import send_held
 from .share._protocol import Wire
 
 __all__ = ["Pipe", "PipeEndpointError"]
@@ -50,6 +51,7 @@ class _End:
         if not self._can_send:
             raise PipeEndpointError(f"this one-way pipe's {self._role} only receives")
         frames = self._codec.encode(_DATA, obj)
+        send_held()  # behind this process's held Share writes (see core/_held.py)
         channel = self._channel
         if channel is None:
             self._send_unconnected(frames)

@@ -19,13 +19,15 @@ from ..errors import (ChannelClosed, ProcessDiedError, ProcessError, RemoteTrace
                       ResultTimeoutError, StateError)
 from ..serializers.codec import Codec
 from ..transports import get_transport
-from ..transports.base import Channel, Counter, Flag, Frames, ProcessHandle, Transport
+from ..transports.base import Capability, Channel, Frames, ProcessHandle, Transport
 from . import engine
-from ._destination import bound_for
+from ._held import ordered_send, send_held
+from ._signals import Counter, Flag, PlainCounter, SharedFlag
+from ._destination import serialize_for
 from .autoreconnect import settings_for
 from .config import ProcessConfig
 from .modifiers import modifiable
-from .remote import PlainCounter, RemoteHandle, RemoteStop, start_on
+from .remote import RemoteHandle, RemoteStop, relayed_main, start_on
 from .timers import SECTIONS, ProcessTimers, Sktimer
 
 __all__ = ["Skprocess", "ProcessState"]
@@ -134,11 +136,9 @@ class _ParentLink:
         return code, how
 
 
-class _RemoteLink(_ParentLink):
-    """A process on a pool worker (`remote.py`): its run counter arrives as RUN reports on
-    the control channel, and its end is a pool task's."""
-
-    handle: RemoteHandle
+class _RelayedLink(_ParentLink):
+    """A child without shared memory: its run counter arrives as RUN reports on the
+    control channel (and `stop` is a `RemoteStop`, a message the other way)."""
 
     def refresh(self) -> None:
         """Take in the RUN reports waiting on the control channel, without blocking; an
@@ -154,6 +154,12 @@ class _RemoteLink(_ParentLink):
             pass  # _collect will find out
         finally:
             self.lock.release()
+
+
+class _RemoteLink(_RelayedLink):
+    """A process on a pool worker (`remote.py`): relayed, and its end is a pool task's."""
+
+    handle: RemoteHandle
 
     def kill(self) -> None:
         self.handle.kill()  # certain, but seen here only at the next heartbeat: no join
@@ -243,8 +249,9 @@ class Skprocess:
                              f"(on=pool runs it with the pool's transport)")
         timeout = seconds(f"{type(self).__qualname__}.start(timeout)", timeout)
         codec = Codec(serializer)
-        with bound_for(on):  # a Share among the attributes serves where the worker reaches it
-            payload = [_picklable(f) for f in codec.serializer.dumps(self)]  # names a failing path
+        send_held()  # the child must not see the world before this process's last writes
+        # A Share among the attributes serves where the worker reaches it.
+        payload = serialize_for(on, lambda: [_picklable(f) for f in codec.serializer.dumps(self)])
         if on is None:
             link = self._start_here(get_transport(transport), codec, payload)
         else:
@@ -255,11 +262,19 @@ class Skprocess:
     def _start_here(self, transport: Transport, codec: Codec, payload: list) -> _ParentLink:
         control, child_control = transport.pipe()
         messages, child_messages = transport.pipe()
-        link = _ParentLink(transport, codec, control, messages, transport.flag(), transport.counter())
+        settings = settings_for(type(self))
+        if Capability.SAME_HOST_MEMORY in transport.capabilities:  # stop and current_run in memory
+            link = _ParentLink(transport, codec, control, messages,
+                               SharedFlag(transport.shared_int()), transport.shared_int())
+            entry, args = engine.main, (codec.token(), payload, child_control, child_messages,
+                                        link.stop, link.run_counter, settings)
+        else:  # ... or as messages on the control channel, through a relay in the child
+            link = _RelayedLink(transport, codec, control, messages, RemoteStop(control, codec),
+                                PlainCounter())
+            entry, args = relayed_main, (codec.token(), payload, child_control, child_messages,
+                                         settings)
         try:
-            link.handle = transport.start(engine.main, codec.token(), payload, child_control,
-                                          child_messages, link.stop, link.run_counter,
-                                          settings_for(type(self)))
+            link.handle = transport.start(entry, *args)
         finally:
             child_control.close()
             child_messages.close()
@@ -283,6 +298,7 @@ class Skprocess:
         """Ask the process to finish its current section, then run `__onfinish__` and
         `__result__`. Returns at once; `wait()` for the end. Inside the process (from a
         hook), the process stops itself the same way once the running hook returns."""
+        send_held()  # a stop is a message too: held writes must be there before it
         self._link("stop").stop.set()
 
     def kill(self) -> None:
@@ -359,7 +375,7 @@ class Skprocess:
         """Send `obj` to the other side (parent to child, or child to parent)."""
         link = self._messages_link("tell")
         try:
-            link.messages.send(link.codec.encode(engine.MESSAGE, obj))
+            ordered_send(link.messages, link.codec.encode(engine.MESSAGE, obj))
         except ChannelClosed as exc:
             raise ProcessError(f"{type(self).__qualname__}.tell(): the other side is gone") from exc
 

@@ -33,13 +33,15 @@ from typing import Any
 from ..errors import ChannelClosed, ProcessError, ResultTimeoutError, StateError, TransportError
 from ..serializers.codec import Codec
 from ..transports import get_transport
-from ..transports.base import Buffer, Channel, Counter, Flag, Frames, ProcessHandle, Transport
+from ..transports.base import Buffer, Channel, Frames, ProcessHandle, Transport
 from . import engine
+from ._exit import process_entry
+from ._signals import Flag, PlainCounter, PlainFlag
 from .modifiers import run_in_thread
 from ._race import first_to_answer
 from .._deadline import Deadline
 
-__all__ = ["start_on", "remote_main", "RemoteHandle"]
+__all__ = ["start_on", "remote_main", "relayed_main", "RemoteHandle", "RemoteStop"]
 
 _CONTROL, _MESSAGES = b"control", b"messages"
 _ACK = b"ack"
@@ -50,7 +52,9 @@ _NO_LIMIT = 1e9         # seconds (31 years): see start_on
 
 # -- the parent's side -------------------------------------------------------------------------
 class RemoteStop(Flag):
-    """The parent's stop flag: `set()` tells the child on its control channel."""
+    """The parent's stop flag of a child without shared memory (on a pool worker, or
+    started by a transport without `SAME_HOST_MEMORY`): `set()` tells it on its control
+    channel."""
 
     def __init__(self, control: Channel, codec: Codec):
         self._control = control
@@ -67,16 +71,6 @@ class RemoteStop(Flag):
 
     def is_set(self) -> bool:
         return self._set
-
-
-class PlainCounter(Counter):
-    """An int in this process: the parent's copy of a remote `current_run`, or the
-    child's own, which its relay reports."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
 
 
 class RemoteHandle(ProcessHandle):
@@ -239,7 +233,7 @@ class _Relay:
     def __init__(self, control: Channel, codec: Codec):
         self.control = control
         self.codec = codec
-        self.stop = _LocalFlag()
+        self.stop = PlainFlag()
         self.counter = PlainCounter()
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -288,24 +282,6 @@ class _Relay:
                     pass  # noticed at the next recv
 
 
-class _LocalFlag(Flag):
-    """The child's stop flag: a plain bool the relay sets; the engine checks it per section."""
-
-    __slots__ = ("_set",)
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def clear(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
-
-
 class _RelayedControl(Channel):
     """What the engine sends its outcome on: the control channel, under the relay's lock."""
 
@@ -340,12 +316,30 @@ def remote_main(task: tuple) -> None:
         messages = transport.connect(address, timeout=_HELLO_TIMEOUT)
         try:
             messages.send([token, _MESSAGES])
-            engine.main(codec_token, payload, _RelayedControl(relay), messages, relay.stop,
-                        relay.counter, settings)
+            _run_relayed(relay, codec_token, payload, messages, settings)
         finally:
             messages.close()
     finally:
         relay.finish()
+
+
+@process_entry
+def relayed_main(codec_token: Any, payload: list[bytes], control: Channel, messages: Channel,
+                 settings: Any = None) -> None:
+    """Entry point of an `Skprocess` child on a transport without shared memory: its stop
+    and run counter travel on `control`, through a relay, as on a pool worker."""
+    relay = _Relay(control, Codec.from_token(codec_token))
+    relay.start()
+    try:
+        _run_relayed(relay, codec_token, payload, messages, settings)
+    finally:
+        relay.finish()
+
+
+def _run_relayed(relay: _Relay, codec_token: Any, payload: list[bytes], messages: Channel,
+                 settings: Any) -> None:
+    engine.main(codec_token, payload, _RelayedControl(relay), messages, relay.stop,
+                relay.counter, settings)
 
 
 def _dial(transport: Transport, addresses: tuple[str, ...], token: bytes) -> tuple[Channel, str]:

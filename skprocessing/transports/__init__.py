@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 
 from . import local as _local  # noqa: F401  (the default backend: every user needs it)
-from .base import Channel, Counter, Flag, Listener, ProcessHandle, Transport
+from .base import Channel, Listener, ProcessHandle, SharedInt, Transport
 
-__all__ = ["Transport", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
+__all__ = ["Transport", "Channel", "SharedInt", "Listener", "ProcessHandle",
            "register_transport", "get_transport", "available_transports", "ENV_VAR"]
 
 ENV_VAR = "SKPROCESSING_TRANSPORT"

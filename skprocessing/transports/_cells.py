@@ -1,4 +1,4 @@
-"""`SharedCell`: one integer in shared memory, the flag and counter of processes on one host.
+"""`SharedCell`: one integer in shared memory, a `SharedInt` for processes on one host.
 
 A transport-layer piece, not a backend: the local and ZeroMQ backends both hand these out
 for processes they start on this machine (a memfd passed to the child as a descriptor;
@@ -11,13 +11,14 @@ import mmap
 import os
 import tempfile
 
-from .base import Counter, Flag, send_held
+from ._launcher import PassedByFd
+from .base import SharedInt
 
 __all__ = ["SharedCell"]
 
 
-class SharedCell(Flag, Counter):
-    """One signed 64-bit integer in shared memory; as a Flag, non-zero means set."""
+class SharedCell(SharedInt, PassedByFd):
+    """One signed 64-bit integer in shared memory."""
 
     def __init__(self, fd: int | None = None):
         if fd is None:
@@ -33,16 +34,6 @@ class SharedCell(Flag, Counter):
     @value.setter
     def value(self, new: int) -> None:
         self._cell[0] = new
-
-    def set(self) -> None:
-        send_held()  # a stop is a message too: held writes must be there before it
-        self._cell[0] = 1
-
-    def clear(self) -> None:
-        self._cell[0] = 0
-
-    def is_set(self) -> bool:
-        return self._cell[0] != 0
 
     def _export_fd(self) -> tuple[int, None]:
         return self._fd, None

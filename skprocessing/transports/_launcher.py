@@ -44,12 +44,13 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from .._deadline import Deadline
 from ..errors import TransportError
 from ._wait import readable
-from .base import ProcessHandle, run_exit_hooks
+from .base import ProcessHandle
 
 _HEADER = struct.Struct("<QII")
 _PID = struct.Struct("<q")
@@ -58,8 +59,18 @@ _MAX_FDS = 250
 
 
 # -- fd-carrying objects --------------------------------------------------------------------
-# A class that travels to children by file descriptor defines `_export_fd(self) -> (fd, state)`
-# and a classmethod `_import_fd(cls, fd, state)`.
+class PassedByFd(ABC):
+    """What travels to a launched child as a file descriptor (a socket, shared memory)."""
+
+    @abstractmethod
+    def _export_fd(self) -> tuple[int, Any]:
+        """(the descriptor to pass, picklable state to rebuild with)."""
+
+    @classmethod
+    @abstractmethod
+    def _import_fd(cls, fd: int, state: Any) -> PassedByFd:
+        """Rebuild in the child from the passed descriptor and the state."""
+
 
 class _FdPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, fds: list[int]):
@@ -67,10 +78,9 @@ class _FdPickler(pickle.Pickler):
         self.fds = fds
 
     def persistent_id(self, obj: Any) -> Any:
-        export = getattr(type(obj), "_export_fd", None)
-        if export is None:
+        if not isinstance(obj, PassedByFd):
             return None
-        fd, state = export(obj)
+        fd, state = obj._export_fd()
         self.fds.append(fd)
         return (type(obj), len(self.fds) - 1, state)
 
@@ -493,16 +503,24 @@ def _child_main(launcher_pid: int, sock: socket.socket, body: io.BytesIO, cwd: s
         import traceback
         traceback.print_exc()
     finally:
-        try:
-            run_exit_hooks()  # what layers still buffer (os._exit runs no atexit handlers)
-        except BaseException:
-            pass
+        _run_atexit_handlers()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         os._exit(code)
+
+
+def _run_atexit_handlers() -> None:
+    # The child ends as an interpreter does, minus the teardown of the state it shares
+    # with the launcher (hence os._exit after this): its atexit handlers run, so a backend
+    # with an I/O thread (ZeroMQ's reactor) delivers what the entry sent before returning.
+    # Handlers inherited from the launcher check os.getpid() and do nothing here.
+    try:
+        atexit._run_exitfuncs()  # (CPython's; what an ordinary exit calls)
+    except BaseException:
+        pass
 
 
 def _kill(pid: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ..errors import ChannelClosed
 from ._wait import readable
-from .base import Buffer, Channel, Frames, send_held
+from .base import Buffer, Channel, Frames
 
 _COUNT = struct.Struct("<I")
 _READ_SIZE = 1 << 16
@@ -63,7 +63,6 @@ class SocketChannel(Channel):
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, frames: Sequence[Buffer]) -> None:
-        send_held()  # messages this process held back leave first (see base.send_held)
         lengths = [_nbytes(f) for f in frames]
         header = _header(len(lengths)).pack(len(lengths), *lengths)
         parts = [header, *frames]
@@ -110,12 +109,12 @@ class SocketChannel(Channel):
     def poll(self, timeout: float | None = 0.0) -> bool:
         return self._readable(timeout)
 
-    def buffered(self) -> bool:
+    def ready(self) -> bool:
         """True when a message (or its start) is already read into the buffer."""
         return self._start < self._end
 
     def _readable(self, timeout: float | None) -> bool:
-        if self.buffered():
+        if self.ready():
             return True
         if self._closed:
             raise ChannelClosed("recv on a closed channel")

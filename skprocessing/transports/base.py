@@ -4,13 +4,12 @@ The lifecycle engine, the Pool scheduler and the Share coordinator use these cla
 nothing else; `multiprocessing`, sockets and ZeroMQ live in the backends below them.
 
     Transport ──┬─ pipe()      -> (Channel, Channel)   two connected ends, passable to start()
-                ├─ flag()      -> Flag                 a boolean both processes see (stop signal)
-                ├─ counter()   -> Counter              an integer one process writes, others read
                 ├─ listen(addr)-> Listener             accept() Channels from anyone who connects
                 ├─ connect(addr) -> Channel
                 ├─ start(entry, *args) -> ProcessHandle   run entry(*args) in a new process
                 ├─ prepare()                           be ready to start (before spawning threads)
-                └─ wait(channels, timeout) -> ready channels
+                ├─ wait(channels, timeout) -> ready channels
+                └─ shared_int() -> SharedInt            with Capability.SAME_HOST_MEMORY only
 
 A message is a list of byte frames (`bytes`, `bytearray` or `memoryview`), never a
 Python object: serializers make frames, transports move them, so large buffers can travel
@@ -19,21 +18,15 @@ as their own frames without a copy.
 
 from __future__ import annotations
 
-import atexit
 import enum
-import os
-import sys
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from ..errors import ChannelClosed, TransportError
 
-__all__ = ["Buffer", "Frames", "Capability", "Channel", "Flag", "Counter", "Listener", "ProcessHandle",
-           "Transport", "ChannelClosed", "TransportError", "at_process_exit", "run_exit_hooks",
-           "holding", "released", "send_held", "holder_flushing"]
+__all__ = ["Buffer", "Frames", "Capability", "Channel", "SharedInt", "Listener", "ProcessHandle",
+           "Transport", "ChannelClosed", "TransportError"]
 
 from .._frames import Buffer, Frames  # noqa: E402  (re-exported: the interface's types)
 
@@ -48,6 +41,9 @@ class Capability(enum.Enum):
     IMMEDIATE_DELIVERY = "immediate-delivery"
     """`send()` returns with the message in the receiver's queue, so whatever this process
     sends next, on any channel, arrives after it (a Share then needs no read barrier)."""
+
+    SAME_HOST_MEMORY = "same-host-memory"
+    """`shared_int()` works: the processes `start()` makes share memory with this one."""
 
     DEATH_CLOSES_CHANNELS = "death-closes-channels"
     """A process's channels close the moment it dies, after everything it sent: nobody
@@ -82,6 +78,11 @@ class Channel(ABC):
     def closed(self) -> bool:
         """True once `close()` was called on this end."""
 
+    def ready(self) -> bool:
+        """True when a message (or the close) is already in this process, so `recv()`
+        returns at once: `Transport.wait` reports it without asking the system."""
+        return False
+
     def fileno(self) -> int:
         """A file descriptor that turns readable with the channel, for `Transport.wait`."""
         raise NotImplementedError(f"{type(self).__name__} has no file descriptor")
@@ -93,30 +94,10 @@ class Channel(ABC):
         self.close()
 
 
-class Flag(ABC):
-    """A boolean every process holding it sees; the stop signal of a process."""
-
-    @abstractmethod
-    def set(self) -> None: ...
-
-    @abstractmethod
-    def clear(self) -> None: ...
-
-    @abstractmethod
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None, interval: float = 0.005) -> bool:
-        """Wait until set; False if `timeout` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(interval)
-        return True
-
-
-class Counter(ABC):
-    """An integer written by one process and read by others (e.g. `current_run`)."""
+class SharedInt(ABC):
+    """An integer in memory shared with the processes a transport starts (one host), for a
+    backend with `Capability.SAME_HOST_MEMORY`: the core keeps a process's stop signal and
+    run counter in two of these instead of sending messages. Passable to `start()`."""
 
     @property
     @abstractmethod
@@ -144,6 +125,10 @@ class Listener(ABC):
         every interface (`tcp://0.0.0.0:port`) reports an address that means nothing to a
         peer, so a backend lists concrete ones instead; a client may try them all."""
         return (self.address,)
+
+    def ready(self) -> bool:
+        """True when `accept()` returns at once (as `Channel.ready`)."""
+        return False
 
     def fileno(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} has no file descriptor")
@@ -180,16 +165,12 @@ class Transport(ABC):
 
     name: str = "abstract"
     capabilities: frozenset[Capability] = frozenset()
+    url: str | None = None
+    """What `get_transport()` rebuilds this transport from (see `spec()`), if anything."""
 
     @abstractmethod
     def pipe(self, duplex: bool = True) -> tuple[Channel, Channel]:
         """Two connected channel ends; either may be passed to `start()`."""
-
-    @abstractmethod
-    def flag(self) -> Flag: ...
-
-    @abstractmethod
-    def counter(self) -> Counter: ...
 
     @abstractmethod
     def listen(self, address: str | None = None) -> Listener:
@@ -203,7 +184,7 @@ class Transport(ABC):
         """Run `entry(*args)` in a new process.
 
         `entry` must be importable (a module-level function); `args` may hold this
-        transport itself, its channels, flags and counters, bytes, and plain picklable
+        transport itself, its channels and shared integers, bytes, and plain picklable
         data.
         """
 
@@ -212,6 +193,10 @@ class Transport(ABC):
              timeout: float | None = None) -> list[Channel | Listener]:
         """The members of `channels` that are ready: a channel to `recv()`, a listener to
         `accept()` (empty on timeout). Channels and listeners of this transport only."""
+
+    def shared_int(self) -> SharedInt:
+        """A fresh shared integer (0); only with `Capability.SAME_HOST_MEMORY`."""
+        raise NotImplementedError(f"{self!r} shares no memory with its processes")
 
     def prepare(self) -> None:
         """Get ready to `start()` processes. Callers that are about to start threads of
@@ -227,7 +212,7 @@ class Transport(ABC):
     def spec(self) -> str | Transport:
         """What another process passes to `get_transport()` to reach the same transport: its
         URL (never a key: that process takes its own), or else the transport itself."""
-        return getattr(self, "url", None) or self
+        return self.url or self
 
     def with_key(self, key: bytes | str) -> Transport:
         """The same transport signing with `key` (for `Pool(key=...)`, `Share(key=...)`).
@@ -243,107 +228,3 @@ class Transport(ABC):
     def close(self) -> None:
         """Release what the transport holds (launchers, contexts). Idempotent."""
 
-
-# -- messages held back to be batched ---------------------------------------------------------
-# A layer may hold outgoing messages to send several at once (a Share client's pipelined
-# writes). They must still leave before anything this process sends later, on any
-# channel: otherwise another process could hear of a write (a tell, a pool result, a stop
-# flag) and act on it before the write itself arrives. A holder registers while it holds
-# something; every backend's send (and Flag.set) calls `send_held()` first.
-
-_holders: set[Any] = set()
-_in_holder_flush = threading.local()
-
-
-def holding(holder: Any) -> None:
-    """`holder` (with a `flush()` method) holds messages until its next flush."""
-    _holders.add(holder)
-
-
-def released(holder: Any) -> None:
-    """`holder` holds nothing any more."""
-    _holders.discard(holder)
-
-
-def send_held() -> None:
-    """Flush every holder now: backends call it before each message leaves this process.
-    A holder's own flush does not flush the others (messages to different receivers are
-    not ordered anyway), which also rules out two flushes waiting on each other."""
-    if not _holders or getattr(_in_holder_flush, "active", False):
-        return
-    _in_holder_flush.active = True
-    try:
-        while _holders:
-            try:
-                holder = _holders.pop()
-            except KeyError:
-                return
-            try:
-                holder.flush()
-            except Exception:
-                pass  # the holder's failure is its own; it reports it to its own caller
-    finally:
-        _in_holder_flush.active = False
-
-
-class holder_flushing:
-    """`with holder_flushing():` around a holder's own sends (see `send_held`)."""
-
-    def __enter__(self) -> None:
-        self.outer = getattr(_in_holder_flush, "active", False)
-        _in_holder_flush.active = True
-
-    def __exit__(self, *exc_info: Any) -> None:
-        _in_holder_flush.active = self.outer
-
-
-# -- before this process exits ----------------------------------------------------------------
-# Children started by a transport end with os._exit (no atexit handlers), so a layer that
-# buffers outgoing messages (a Share client batching its writes) would lose what it still
-# holds. It registers a hook here; the launchers' child mains run the hooks before
-# os._exit, and an ordinary interpreter exit runs them from atexit.
-
-_exit_hooks: list[Callable[[], None]] = []
-_exit_lock = threading.Lock()
-_atexit_registered = False  # (a forked child inherits the registration with the hooks)
-
-
-def at_process_exit(hook: Callable[[], None]) -> None:
-    """Run `hook()` once before this process exits (a transport's child, or at interpreter
-    exit). Hooks run last registered first, so a hook registered after the transport it
-    sends through was set up runs before that transport is torn down. Registering a hook
-    again keeps its first place. Hooks are inherited by forked children: a hook that holds
-    per-process state checks `os.getpid()` itself. A hook that raises is reported on
-    stderr; the others still run."""
-    global _atexit_registered
-    with _exit_lock:
-        if hook not in _exit_hooks:
-            _exit_hooks.append(hook)
-        if not _atexit_registered:
-            # On first use, not at import: atexit runs last registered first, so this runs
-            # before the atexit handlers of modules imported earlier (the launcher's).
-            _atexit_registered = True
-            atexit.register(run_exit_hooks)
-
-
-def run_exit_hooks() -> None:
-    """Run (and forget) every registered hook, last registered first."""
-    while True:
-        with _exit_lock:
-            if not _exit_hooks:
-                return
-            hook = _exit_hooks.pop()
-        try:
-            hook()
-        except Exception:
-            import traceback
-            print("skprocessing: an exit hook failed:", file=sys.stderr)
-            traceback.print_exc()
-
-
-def _reset_exit_lock() -> None:
-    global _exit_lock
-    _exit_lock = threading.Lock()  # another thread may have held it at the fork
-
-
-os.register_at_fork(after_in_child=_reset_exit_lock)

@@ -4,7 +4,7 @@ URL: `local://` (or no transport at all). Listener addresses look like `local://
 (a Linux abstract Unix socket) or `local:///path/to.sock` (a socket file).
 
 - channels: Unix stream socket pairs (`SocketChannel`), passed to children as file descriptors
-- flags and counters: one shared-memory cell each (`_cells.SharedCell`); reads are a memory load
+- shared integers (`shared_int`): one shared-memory cell each (`_cells.SharedCell`); a read is a memory load
 - processes: forked by this process's launcher (`_launcher.py`), a clean single-threaded
   process, so a parent with threads or an open ZeroMQ context starts children safely
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 from ..errors import TransportError
 from ._cells import SharedCell
-from ._launcher import LaunchedProcess, get_launcher
+from ._launcher import LaunchedProcess, PassedByFd, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
-from .base import Capability, Channel, Counter, Flag, Listener, Transport, send_held
+from .base import Capability, Channel, Listener, SharedInt, Transport
 
 __all__ = ["LocalTransport", "LocalChannel", "SharedCell", "LocalListener"]
 
@@ -34,7 +34,7 @@ _ABSTRACT = sys.platform.startswith("linux")
 _names = itertools.count()
 
 
-class LocalChannel(SocketChannel):
+class LocalChannel(SocketChannel, PassedByFd):
     """A SocketChannel on a Unix socket that can travel to a child started by the launcher."""
 
     def _export_fd(self) -> tuple[int, None]:
@@ -115,7 +115,8 @@ class LocalTransport(Transport):
 
     name = "local"
     # A Unix socket send lands in the peer's buffer; a dead process's sockets close at once.
-    capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS})
+    capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS,
+                              Capability.SAME_HOST_MEMORY})
 
     def __init__(self, url: str | None = None):
         self.url = url or "local://"
@@ -125,10 +126,7 @@ class LocalTransport(Transport):
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return LocalChannel(a), LocalChannel(b)
 
-    def flag(self) -> Flag:
-        return SharedCell()
-
-    def counter(self) -> Counter:
+    def shared_int(self) -> SharedInt:
         return SharedCell()
 
     def listen(self, address: str | None = None) -> Listener:
@@ -152,11 +150,7 @@ class LocalTransport(Transport):
         return get_launcher().start(entry, args)
 
     def wait(self, channels: Sequence[Channel], timeout: float | None = None) -> list[Channel]:
-        buffered = [c for c in channels if getattr(c, "buffered", _no)()]
-        if buffered:
-            return buffered
+        ready = [c for c in channels if c.ready()]  # already read: select() would not see it
+        if ready:
+            return ready
         return readable(channels, timeout)
-
-
-def _no() -> bool:
-    return False

@@ -485,3 +485,52 @@ def test_a_share_made_before_the_pool_moves_and_loses_nothing_to_other_threads()
             assert share.counter == written[0] + 404
     finally:
         share.stop()
+
+
+def _set_x(args):
+    share, value = args
+    share.x = value
+    return value
+
+
+@pytest.mark.timeout(120)
+def test_a_held_write_leaves_before_a_pool_task_sent_after_it(assert_reaped):
+    """The pool's scheduler thread sends the task; the write made before the call on the
+    caller's thread must still be on its way first, or the worker's write is overtaken."""
+    from skprocessing import Pool
+    with Pool(1, transport=URL) as pool:
+        share = Share(transport=pool)
+        try:
+            share.x = None
+            overtaken = []
+            for i in range(200):
+                share.x = ("parent", i)  # held in a batch for up to LINGER
+                assert pool.map(_set_x, [(share, ("worker", i))]) == [("worker", i)]
+                if share.x != ("worker", i):
+                    overtaken.append(i)
+            assert not overtaken
+        finally:
+            share.stop()
+
+
+@pytest.mark.timeout(120)
+def test_pickling_a_share_bound_for_a_network_pool_changes_nothing(assert_reaped):
+    # The move a network pool's task calls for is made after the pickling, never inside
+    # it (a chunk is pickled on the scheduler thread): __reduce__ only notes it.
+    from skprocessing import Pool
+    from skprocessing.core._destination import bound_for
+    with Pool(1, transport=URL) as pool:
+        share = Share()
+        try:
+            share.counter = 0
+            before = (share._sk_owner.handle.pid, share._sk_client.address)
+            with bound_for(pool) as moves:
+                pickle.dumps(share)
+                pickle.dumps(share)
+            assert (share._sk_owner.handle.pid, share._sk_client.address) == before
+            assert len(moves) == 1 and share._sk_owner.movable  # noted once, not made
+            assert pool.map(_bump, [(share, 10)] * 2) == [10] * 2  # the pool's call moves it
+            assert share._sk_owner.handle.pid != before[0]
+            assert share.counter == 20
+        finally:
+            share.stop()

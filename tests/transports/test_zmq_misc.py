@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from skprocessing.core._exit import at_process_exit, process_entry
 from skprocessing.errors import TransportError
 from skprocessing.transports import available_transports, get_transport
 from skprocessing.transports.zmq import ZmqTransport
@@ -170,8 +171,8 @@ def _take_commands(sock) -> None:
         time.sleep(0.05)
 
 
+@process_entry  # the core's entries run the exit hooks the core registered
 def _hooks_then_return(channel) -> None:
-    from skprocessing.transports.base import at_process_exit
 
     def first() -> None:
         channel.send([b"first"])
@@ -196,6 +197,32 @@ def test_exit_hooks_run_in_a_started_child_last_registered_first(url, assert_rea
     assert [bytes(mine.recv(timeout=20)[0]) for _ in range(2)] == [b"second", b"first"]
     assert handle.join(20) and handle.exitcode == 0
     mine.close()
+
+
+def _atexit_then_return(network_url, address) -> None:
+    import atexit
+    channel = get_transport(network_url).connect(address, timeout=20)
+    atexit.register(channel.send, [b"from atexit"])  # runs after the entry returned
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("url", ["local", "tcp://127.0.0.1"])
+def test_a_started_child_runs_its_atexit_handlers_and_delivers_what_they_send(url, assert_reaped,
+                                                                               tmp_path):
+    # A child of either backend ends as an interpreter does: what an atexit handler sends
+    # over ZeroMQ (queued on its reactor thread) still arrives, whichever backend started it.
+    key_file = tmp_path / "key"
+    key_file.write_text("atexit-test-key")
+    network_url = f"tcp://127.0.0.1?key_file={key_file}"  # the child's key too
+    listener = get_transport(network_url).listen()
+    handle = get_transport(url).start(_atexit_then_return, network_url, listener.address)
+    assert_reaped(handle.pid)
+    channel = listener.accept(timeout=20)
+    assert channel is not None
+    assert bytes(channel.recv(timeout=20)[0]) == b"from atexit"
+    assert handle.join(20) and handle.exitcode == 0
+    channel.close()
+    listener.close()
 
 
 @pytest.mark.timeout(60)

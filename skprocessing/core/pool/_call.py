@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import SerializationError
 from ...serializers.codec import Codec
-from .._destination import bound_for
+from .._destination import bound_for, serialize_for
 from ._chunks import FEED_BYTES, READ_AHEAD_BYTES, Chunk, ChunkPlanner, Profile
 from ._messages import TASK, pack_error
 
@@ -87,14 +87,14 @@ class Call:
             self.check_done()
             return []
         chunk_id = ids()
-        with bound_for(self.pool):  # a Share among the items serves where workers reach it
-            try:
-                return [self._chunk(codec, chunk_id, start, items)]
-            except SerializationError:
-                return self._split_unsendable(codec, ids, start, items)
+        try:
+            return [self._chunk(codec, chunk_id, start, items)]
+        except SerializationError:
+            return self._split_unsendable(codec, ids, start, items)
 
     def _chunk(self, codec: Codec, chunk_id: int, start: int, items: list) -> Chunk:
-        frames = codec.encode(TASK, (chunk_id, self.call_id, items))
+        # A Share among the items serves where the workers reach it.
+        frames = serialize_for(self.pool, lambda: codec.encode(TASK, (chunk_id, self.call_id, items)))
         self.outstanding += 1
         chunk = Chunk(self, chunk_id, start, items, frames)
         self._sent_bytes += chunk.nbytes
@@ -107,7 +107,8 @@ class Call:
         run_start, run = start, []
         for index, item in enumerate(items, start):
             try:
-                codec.serializer.dumps(item)
+                with bound_for(self.pool):  # a probe: any move comes with the chunk
+                    codec.serializer.dumps(item)
             except SerializationError as exc:
                 if run:
                     chunks.append(self._chunk(codec, ids(), run_start, run))

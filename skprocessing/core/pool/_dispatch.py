@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ...errors import ChannelClosed
 from ...serializers.codec import Codec
+from .._held import send_held
 from ._backlog import Backlog
 from ._call import Call
 from ._chunks import Chunk
@@ -61,6 +62,7 @@ class Dispatcher:
             return
         slot.inflight.append(chunk)
         slot.credits -= 1
+        send_held()  # writes held before the call leave before its tasks
         try:
             if call.call_id not in slot.functions:
                 # Only calls that are over: one whose planner is exhausted may still have

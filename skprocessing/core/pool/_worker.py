@@ -25,14 +25,18 @@ from typing import Any
 from ...errors import ChannelClosed, DeserializationError, ProcessError, SerializationError
 from ...serializers.codec import Codec
 from ...transports import get_transport
-from ...transports.base import Channel, Counter, Flag, Frames
+from ...transports.base import Channel, Frames, SharedInt
+from .._exit import process_entry
+from .._held import ordered_send
+from .._signals import PlainCounter, PlainFlag
 from ._messages import FUNC, HELLO, RESULT, STARTED, STOP, TASK, pack_error, strip_error
 
 __all__ = ["worker_main", "serve"]
 
 
+@process_entry
 def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: int | None,
-                credits: int, agent_id: str | None = None, done: Counter | None = None) -> None:
+                credits: int, agent_id: str | None = None, done: SharedInt | None = None) -> None:
     """Entry point of a pool worker (started through `Transport.start`). `agent_id`: the
     agent (nanny) that started it, if any; `done`: a counter of items finished, which the
     agent reads for its throughput log."""
@@ -50,7 +54,7 @@ def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: 
         channel.close()
 
 
-def serve(channel: Channel, codec: Codec, done: Counter | None = None) -> None:
+def serve(channel: Channel, codec: Codec, done: SharedInt | None = None) -> None:
     """Answer FUNC/TASK messages on `channel` until STOP or until the head goes away."""
     # A reader thread drains the channel into `inbox`, so the head's sends never block on
     # us while we block sending a large result to it (each side waiting on the other).
@@ -82,7 +86,7 @@ def serve(channel: Channel, codec: Codec, done: Counter | None = None) -> None:
             # Checked before the RESULT goes: a TASK already here was sent before the head
             # reads this RESULT, so the head can mark it started then (no STARTED needed).
             queued = not inbox.empty()
-            channel.send(encode_result(codec, chunk_id, values, errors, elapsed, queued))
+            ordered_send(channel, encode_result(codec, chunk_id, values, errors, elapsed, queued))
             if done is not None:
                 done.value += len(values)
         elif kind == FUNC:
@@ -182,30 +186,6 @@ def _failing(exc: BaseException, tb_text: str) -> Callable[..., Any]:
     return fail
 
 
-class _Cell(Flag, Counter):
-    """An in-process stop flag and run counter for `Lifecycle` (nobody else reads them)."""
-
-    def __init__(self) -> None:
-        self._value = 0
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-    @value.setter
-    def value(self, new: int) -> None:
-        self._value = new
-
-    def set(self) -> None:
-        self._value = 1
-
-    def clear(self) -> None:
-        self._value = 0
-
-    def is_set(self) -> bool:
-        return self._value != 0
-
-
 class _SkprocessRunner:
     """Maps an `Skprocess` subclass: one instance per item (built with the item as its
     argument), run through its full lifecycle right here, its result returned."""
@@ -217,7 +197,7 @@ class _SkprocessRunner:
 
     def __call__(self, *args: Any) -> Any:
         process = self._cls(*args)
-        value = self._lifecycle(process, _Cell(), _Cell()).run()  # a stop flag, a run counter
+        value = self._lifecycle(process, PlainFlag(), PlainCounter()).run()
         if isinstance(value, BaseException) and value is process.error:
             raise value  # lives exhausted and no __error__ handler: the error is the outcome
         return value

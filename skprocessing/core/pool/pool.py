@@ -27,7 +27,7 @@ from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Capability, Transport
-from .._destination import bound_for
+from .._destination import serialize_for
 from ..modifiers import Cancel, modifiable
 from ..process import Skprocess
 from ._call import Call
@@ -320,8 +320,8 @@ class Pool(_Maps):
         timeout = _check_options(chunksize, timeout, retries)
         try:
             # Once per call, not per item; as bytes, since FUNC messages embed it.
-            with bound_for(self):  # a Share in a closure serves where the workers reach it
-                function = [bytes(f) for f in self._codec.encode(FUNCTION_BODY, fn)]
+            # A Share in a closure serves where the workers reach it.
+            function = serialize_for(self, lambda: [bytes(f) for f in self._codec.encode(FUNCTION_BODY, fn)])
         except SerializationError as exc:
             raise SerializationError(f"{name}: the callable could not be serialized: {exc}",
                                      path=exc.path, type_name=exc.type_name) from exc

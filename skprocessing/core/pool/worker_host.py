@@ -207,7 +207,7 @@ class Agent:
     # -- workers -----------------------------------------------------------------------------
     def _start_workers(self, count: int) -> None:
         for _ in range(count):
-            done = self.transport.counter()
+            done = self.transport.shared_int()
             handle = self.transport.start(worker_main, self.transport.spec(), self.address,
                                           self.codec.token(), None, self.prefetch,
                                           self.agent_id, done)

@@ -15,13 +15,14 @@ when it arrives), so a `Syncing` connection holds pipelined writes and sends the
 to a message (`_protocol.BATCH`). Nothing can tell the difference, because a batch always
 leaves before anything that could let another process look or act:
 - any other message this process sends, on any channel of any transport (a tell, a pool
-  result, a stop flag): backends call `transports.base.send_held()` first, so another
+  result, a stop): the core sends those through `core._held.ordered_send`, so another
   process never hears of a write before the write itself is on its way;
 - a request of this process goes out in the same message, after the writes before it;
 - a SYNC probe (another process is about to read) is answered by a SYNCED appended to the
   held writes, so the barrier still sees every write made before it;
-- before this process exits (`transports.base.at_process_exit`: children started by a
-  transport, and ordinary interpreter exits), and when the connection closes;
+- before this process exits (`core._exit.at_process_exit`: when the core's entry of a
+  process started by a transport returns, and at interpreter exit), and when the
+  connection closes;
 - and otherwise when a batch is full (`BATCH` messages or `BATCH_BYTES`) or `LINGER`
   seconds old, so writes nobody waits for (a shared logger's lines) still arrive soon.
 (A process that ends with a bare `os._exit`, as a `multiprocessing` child does, runs no
@@ -48,8 +49,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ...transports.base import (Capability, Channel, Frames, Transport, at_process_exit, holder_flushing,
-                                holding, released)
+from ...transports.base import Capability, Channel, Frames, Transport
+from .._exit import at_process_exit
+from .._held import holding, ordered_send, released
 from ._protocol import (FENCE, OK, REPLY, SYNC, SYNCED, WHO, Wire, batch_frames, sync_frames,
                         sync_gen)
 from .._race import first_to_answer
@@ -72,7 +74,7 @@ class Connection:
 
     def send(self, frames: Frames) -> list[Frames]:
         """Send a pipelined message; answers of closed write windows (usually none)."""
-        self.channel.send(frames)
+        ordered_send(self.channel, frames)
         return []
 
     def exchange(self, frames: Frames) -> tuple[Frames, list[Frames]]:
@@ -93,7 +95,7 @@ class Direct(Connection):
         self.channel = channel
 
     def exchange(self, frames: Frames) -> tuple[Frames, list[Frames]]:
-        self.channel.send(frames)
+        ordered_send(self.channel, frames)
         answer = self.channel.recv()
         if answer is None:  # recv() without a timeout returns a message or raises
             raise ChannelClosed("no answer from the Share coordinator")
@@ -163,8 +165,7 @@ class Syncing(Connection):
             self._raise_failure()
             if size >= BATCH_BYTES:
                 self._flush_locked()
-                with holder_flushing():
-                    self.channel.send(frames)
+                self.channel.send(frames)
             else:
                 held = self._held
                 held.append(frames)
@@ -216,8 +217,7 @@ class Syncing(Connection):
                 self._flush_locked()
             else:
                 self._flush_locked()
-                with holder_flushing():
-                    self.channel.send(frames)
+                self.channel.send(frames)
 
     def _flush_locked(self) -> None:
         held = self._held
@@ -225,8 +225,7 @@ class Syncing(Connection):
             return
         self._held, self._held_bytes = [], 0
         released(self)
-        with holder_flushing():  # our own send: it need not flush the other holders
-            self.channel.send(held[0] if len(held) == 1 else batch_frames(held))
+        self.channel.send(held[0] if len(held) == 1 else batch_frames(held))
 
     def _next(self) -> Frames:
         answer = self._answers.get()

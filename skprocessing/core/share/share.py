@@ -33,7 +33,7 @@ from ...errors import StateError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Capability, Channel, ProcessHandle, Transport
-from .._destination import destination
+from .._destination import destination, relocate_later
 from . import coordinator
 from ._client import Client, client_from_token, register_client
 from ._handler import Handler, _reconnector
@@ -145,6 +145,21 @@ class _Owner:
                               "the move", RuntimeWarning, stacklevel=2)
             if running:
                 self.start(share)
+
+
+class _Move:
+    """The move of a Share onto a pool's transport; equal for the same Share and pool."""
+
+    def __init__(self, owner: _Owner, share: Share, pool: Any):
+        self.owner, self.share, self.pool = owner, share, pool
+
+    def __call__(self) -> None:
+        self.owner.serve_on(self.share, self.pool)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Move) and (other.owner, other.pool) == (self.owner, self.pool)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _resolve_transport(spec: Any, key: bytes | str | None) -> tuple[Transport, str | None]:
@@ -354,13 +369,15 @@ class Share:
         return f"<Share {state} [{names}]>"
 
     def __reduce__(self):
+        # Changes nothing (it may run on a pool's scheduler thread, inside a chunk's
+        # pickling): a move it calls for is made by `serialize_for` once pickling is over.
         owner = self._owned()
         if owner is not None and owner.movable:
             pool = destination()
             if pool is not None and Capability.CROSS_HOST in pool.transport.capabilities:
-                owner.serve_on(self, pool)  # bound for other hosts: serve where they reach
+                relocate_later(_Move(owner, self, pool))  # bound for other hosts
             else:
-                owner.sent = True
+                owner.sent = True  # (a note for the warning a later move gives)
         client = self._sk_client
         if client.address is None:
             raise StateError("a Share must be started before it is passed to another process "

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ChannelClosed, TransportError
-from ..base import Buffer, Channel, Frames, send_held
+from ..base import Buffer, Channel, Frames
 from .bulk import BulkError, BulkFrames, resolve
 from .inbox import Inbox
 from .protocol import DATA
@@ -86,7 +86,6 @@ class ZmqChannel(Channel):
 
     # -- the Channel interface -----------------------------------------------------------
     def send(self, frames: Sequence[Buffer]) -> None:
-        send_held()  # messages this process held back leave first (see base.send_held)
         link = self._link
         if link is None:
             with self._lock:

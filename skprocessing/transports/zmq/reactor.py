@@ -23,6 +23,7 @@ in `Port.stats` and logged (rate-limited) with the sender's address; the loop go
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import threading
@@ -32,7 +33,6 @@ from typing import Any, Callable
 
 import zmq
 
-from ..base import at_process_exit
 from .heartbeat import Link, Liveness
 from .inbound import Inbound, log
 from .ports import Port, configure, send_parts
@@ -334,7 +334,7 @@ def _forget_in_child() -> None:
     _lock = threading.Lock()
 
 
-# At interpreter exit, and before a transport's child ends (after the hooks registered
-# later, which may still hand messages to us: they run first).
-at_process_exit(shutdown_reactor)
+# At interpreter exit, which a launcher child runs too: after the atexit handlers
+# registered later (the core's exit hooks, which may still hand messages to us).
+atexit.register(shutdown_reactor)
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -47,15 +47,15 @@ import zmq
 from ..._deadline import Deadline
 from ...errors import TransportError, TransportRefused
 from .._launcher import LaunchedProcess, get_launcher
-from ..base import Capability, Channel, Counter, Flag, Transport, run_exit_hooks
+from ..base import Capability, Channel, Listener, SharedInt, Transport
 from .._cells import SharedCell
 from .channel import PipeEnd, ZmqChannel, launching, pickled_for_launch
 from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
-from .listener import ZmqListener, fixed_address, fresh_address, remove_dir, remove_private_dirs
+from .listener import ZmqListener, fixed_address, fresh_address, remove_dir
 from .ports import Port, here
-from .reactor import get_reactor, shutdown_reactor
+from .reactor import get_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
 __all__ = ["ZmqTransport", "ZmqListener"]
@@ -69,7 +69,7 @@ class ZmqTransport(Transport):
     name = "zmq"
     # Sends go out on the reactor thread (asynchronously); a host's death shows only as
     # heartbeat silence.
-    capabilities = frozenset({Capability.CROSS_HOST})
+    capabilities = frozenset({Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY})
 
     def __init__(self, url: str = "zmq://", *, key: bytes | str | None = None,
                  key_file: str | None = None, curve: bool | None = None,
@@ -238,11 +238,7 @@ class ZmqTransport(Transport):
         return {k: v for k, v in self._opts.items() if k not in ("key_file", "curve")}
 
     # -- local primitives --------------------------------------------------------------------
-    def flag(self) -> Flag:
-        """A shared-memory cell: for processes on this host (started by `start`)."""
-        return SharedCell()
-
-    def counter(self) -> Counter:
+    def shared_int(self) -> SharedInt:
         """A shared-memory cell: for processes on this host (started by `start`)."""
         return SharedCell()
 
@@ -264,7 +260,7 @@ class ZmqTransport(Transport):
         ready = [c for c in channels if _ready(c)]
         if ready or timeout == 0:
             return ready
-        inboxes = [getattr(c, "_inbox", None) for c in channels]
+        inboxes = [c._inbox if isinstance(c, _OURS) else None for c in channels]
         if all(isinstance(box, Inbox) for box in inboxes):
             wait_any(inboxes, timeout)  # type: ignore[arg-type]
             return [c for c in channels if _ready(c)]
@@ -303,11 +299,13 @@ class ZmqTransport(Transport):
         return PipeEnd(transport, address, ticket)
 
 
-def _ready(obj: Any) -> bool:
-    # `ready` on ours; `buffered` on a local SocketChannel (data already read, which
-    # select() would not report) when a caller mixes transports.
-    ready = getattr(obj, "ready", None) or getattr(obj, "buffered", None)
-    return bool(ready and ready())
+_OURS = (ZmqChannel, PipeEnd, ZmqListener)  # what waits on an Inbox
+
+
+def _ready(obj: Channel | Listener) -> bool:
+    # Also another transport's channel when a caller mixes them (a local one may hold
+    # data already read, which select() would not report).
+    return obj.ready()
 
 
 class _Keys:
@@ -321,12 +319,10 @@ class _Keys:
 
 
 def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
-    try:
-        entry(*args)
-    finally:
-        run_exit_hooks()  # what layers still buffer goes to the reactor first
-        shutdown_reactor()  # deliver what was sent before the launcher's os._exit
-        remove_private_dirs()  # os._exit runs no atexit handlers
+    # The launcher then runs this child's atexit handlers: the reactor delivers what was
+    # sent (by the entry, or by a handler registered after the reactor's) and our private
+    # directories go, before its os._exit.
+    entry(*args)
 
 
 def _rebuild_transport(url: str, key: bytes | None, pipe_key: bytes) -> ZmqTransport:
