@@ -12,7 +12,7 @@ from .core.share import Share
 from .core.timers import ProcessTimers, Sktimer
 from .errors import (ChannelClosed, DeserializationError, ErrorHandlerError, OnFinishError,
                      PostRunError, PreRunError, ProcessDiedError, ProcessError,
-                     ProcessTimeoutError, ResultError, ResultTimeoutError, RunError,
+                     ProcessTimeoutError, RemoteError, ResultError, ResultTimeoutError, RunError,
                      PipeEndpointError, SerializationError, ShareError, StateError,
                      TransportError)
 from .serializers import available_serializers, get_serializer, register_serializer
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Skprocess", "Pool", "Share", "Pipe", "autoreconnect", "ProcessConfig", "TimeoutConfig", "ProcessTimers", "Sktimer",
     "ProcessError", "PreRunError", "RunError", "PostRunError", "OnFinishError", "ResultError",
-    "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError", "ProcessDiedError",
+    "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError", "ProcessDiedError", "RemoteError",
     "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError", "TransportError",
     "ChannelClosed", "register_serializer", "get_serializer", "available_serializers",
     "serialize", "deserialize", "reconnect_all", "Reconnector", "register_transport",

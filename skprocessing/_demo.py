@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import subprocess
@@ -125,7 +126,8 @@ def zmq_tour() -> None:
             env={**os.environ, "SKPROCESSING_KEY": key},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            total = sum(pool.map(lambda x: x * x, range(10_000)))  # waits for the agent
+            joined = _wait_for_workers(pool, 2, agent)  # so both share the work below
+            total = sum(pool.map(lambda x: x * x, range(10_000)))
             status = pool.status()
             echo = Echo(3)
             echo.start(on=pool)  # one Skprocess on one of the agent's workers
@@ -137,12 +139,28 @@ def zmq_tour() -> None:
             agent.terminate()  # its workers go with it
             agent.wait(30)
     hosts = ", ".join(f"{host}: {n}" for host, n in status["hosts"].items())
+    late = "" if joined else " (not every worker had joined within 60 s)"
     print(f"sum of squares below 10,000: {total}  (head at {status['address']}; "
-          f"workers by host: {hosts}; {status['done']} items done)")
+          f"workers by host: {hosts}{late}; {status['done']} items done)")
     print(f"Skprocess on a worker (start(on=pool)), tell/listen: {heard}")
 
 
+def _wait_for_workers(pool: Pool, count: int, agent: subprocess.Popen,
+                      limit: float = 60.0) -> bool:
+    """Wait (at most `limit` s) until `count` workers have joined; False if they have not
+    (the agent exited, or the machine is that slow)."""
+    deadline = time.monotonic() + limit
+    while pool.status()["workers"] < count:
+        if agent.poll() is not None or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m skprocessing demo",
+                            description="A short tour of skprocessing that runs real "
+                                        "processes and prints what happens.").parse_args(argv)
     skprocess_tour()
     pool_tour()
     share_tour()

@@ -7,6 +7,7 @@
     │   ├── ProcessTimeoutError           a lifecycle section ran over its timeout
     │   ├── ResultTimeoutError            a caller's .timeout(s) modifier ran out
     │   ├── ProcessDiedError              the child ended without delivering a result
+    │   ├── RemoteError                   a worker's exception that could not travel as itself
     │   ├── ShareError                    a Share's coordinator is stopped, gone, or refused
     │   └── StateError                    a call that the object's state does not allow
     │       └── PipeEndpointError         a pipe end misused (locked anchor, one-way end)
@@ -23,7 +24,7 @@ from __future__ import annotations
 __all__ = [
     "ProcessError", "PreRunError", "RunError", "PostRunError", "OnFinishError",
     "ResultError", "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError",
-    "ProcessDiedError", "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError",
+    "ProcessDiedError", "RemoteError", "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError",
     "TransportError", "TransportRefused", "ChannelClosed", "RemoteTraceback",
 ]
 
@@ -111,6 +112,20 @@ class ProcessDiedError(ProcessError):
                  current_run: int | None = None):
         super().__init__(message, current_run=current_run)
         self.exitcode = exitcode
+
+
+class RemoteError(ProcessError):
+    """A task's exception that could not be sent back as itself (it would not serialize,
+    or not rebuild from its pickle: a custom `__init__`, a local class, a lock inside).
+    What it was: `type_name` (its class's qualified name), `module` (its class's module)
+    and `error_message` (its `str()`); `remote_traceback` is where it was raised."""
+
+    def __init__(self, message: str = "", *, type_name: str | None = None,
+                 module: str | None = None, error_message: str | None = None):
+        super().__init__(message)
+        self.type_name = type_name
+        self.module = module
+        self.error_message = error_message
 
 
 class StateError(ProcessError, RuntimeError):

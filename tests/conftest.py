@@ -31,11 +31,36 @@ def run_script(source: str, timeout: float = 60.0, **kwargs):
                           text=True, timeout=timeout, **kwargs)
 
 
-def sigint_raises() -> None:
-    """`preexec_fn` for a child that must turn SIGINT into KeyboardInterrupt, as a script
-    run from a terminal does. A job started in the background (`cmd &`, some CI runners)
-    inherits SIGINT ignored, and Python then installs no handler for it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+_SIGINT_THEN_EXEC = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                     "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def interruptible(argv: list[str]) -> list[str]:
+    """`argv` run so that SIGINT raises KeyboardInterrupt in it, as in a script run from a
+    terminal: a job started in the background (`cmd &`, some CI runners) inherits SIGINT
+    ignored, and Python then installs no handler for it. A small interpreter resets
+    SIGINT and execs `argv` (same pid), rather than a `preexec_fn`, which runs Python
+    between fork and exec in this multi-threaded test process (at-fork hooks, garbage
+    collection, finalizers) and can deadlock there."""
+    import sys
+    return [sys.executable, "-c", _SIGINT_THEN_EXEC, *argv]
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Running processes whose environment holds `SKP_TEST_TAG=tag` (what a test's script
+    and everything it starts inherit)."""
+    marker = f"SKP_TEST_TAG={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0") and pid_alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            pass  # gone meanwhile
+    return found
 
 
 @pytest.fixture

@@ -19,15 +19,17 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from .._seconds import seconds as check_seconds
 
 __all__ = ["modifiable", "Modifiable", "run_in_thread", "Cancel", "AsyncResults"]
 
 T = TypeVar("T")
+P = ParamSpec("P")  # a modifiable method's parameters, which its modifiers' calls keep
+S = TypeVar("S")    # the class that defines a modifiable method
 
 
 def run_in_thread(call: Callable[[], T], name: str = "skprocessing-background",
@@ -88,7 +90,7 @@ class Cancel:
             hook()
 
 
-class Modifiable(Generic[T]):
+class Modifiable(Generic[P, T]):
     """A blocking call with its modifiers; calling it runs the call as configured.
 
     `.timeout(s)`, `.background()` and `.asynced()` each return a new one, so they chain
@@ -108,33 +110,38 @@ class Modifiable(Generic[T]):
         self.__doc__ = inspect.cleandoc(getattr(call, "__doc__", None) or "") + _MODIFIERS_DOC
         self.__signature__ = _public_signature(call)
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Modifiable[T]:
+    def __get__(self, obj: Any, owner: type | None = None) -> Modifiable[P, T]:
         # Never a class attribute; defined so that help() documents it as a routine
         # (signature and docstring) rather than as an instance of this class.
         return self
 
-    def timeout(self, seconds: float) -> Modifiable[T]:
+    def timeout(self, seconds: float | None) -> Modifiable[P, T]:
         """Raise `ResultTimeoutError` if the call has not finished after `seconds`
         (None or math.inf: no limit)."""
         return Modifiable(self._call, check_seconds(".timeout()", seconds, zero=True), self._mode,
                           self._kind)
 
-    def background(self) -> Modifiable[Future[T]]:
+    def background(self) -> Modifiable[P, Future[T]]:
         """Return a `concurrent.futures.Future` at once instead of blocking (an iterator
         method's Future gives the list of results). For a Pool map, `future.cancel()`
         stops the call: no queued item starts, running ones are stopped."""
-        return Modifiable(self._call, self._timeout, "background", self._kind)  # type: ignore[return-value]
+        return Modifiable(self._call, self._timeout, "background", self._kind)  # type: ignore[arg-type]
 
-    def asynced(self) -> Modifiable[Awaitable[T]]:
+    def asynced(self) -> Modifiable[P, Awaitable[T]]:
         """Return an awaitable instead of blocking (the wait runs off the event loop).
         An iterator method's is also an async iterator: `await` it for the list, or
         `async for` over it to stream. Cancelling the awaiting task cancels the call."""
-        return Modifiable(self._call, self._timeout, "async", self._kind)  # type: ignore[return-value]
+        return Modifiable(self._call, self._timeout, "async", self._kind)  # type: ignore[arg-type]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
         kwargs.setdefault("_modifier_timeout", self._timeout)  # an inner call may pass its own
         if self._mode == "sync":
             return self._call(*args, **kwargs)
+        return self._start(args, kwargs)
+
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The call in the background: its Future, or an awaitable (typed as T by the
+        modes' own signatures above)."""
         cancel = None
         if self._kind != "call":
             cancel = Cancel()
@@ -178,7 +185,7 @@ async def _await(future: Future[T]) -> T:
 _END = object()
 
 
-class AsyncResults:
+class AsyncResults(Generic[T]):
     """What `.asynced()` of an iterator method returns: `await` it for the list of
     results, or `async for` over it to take them as they come. The call starts at the
     first `await` or `__anext__`. Leaving the loop early: `await results.aclose()` (or
@@ -194,17 +201,17 @@ class AsyncResults:
             self._iterator = self._start()
         return self._iterator
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, list[T]]:
         return self._collect().__await__()
 
-    async def _collect(self) -> list:
+    async def _collect(self) -> list[T]:
         results = self._results()
         return await _await(run_in_thread(lambda: list(results), cancel=self._cancel))
 
-    def __aiter__(self) -> AsyncResults:
+    def __aiter__(self) -> AsyncResults[T]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> T:
         import asyncio
         results = self._results()
         if getattr(results, "ready", lambda: False)():  # no wait: no thread either
@@ -232,13 +239,23 @@ class AsyncResults:
             close()
 
 
-class modifiable:
+class modifiable(Generic[S, P, T]):
     """Decorator: the method gains `.timeout()`, `.background()` and `.asynced()`.
 
     `cancellable=True`: the method takes `_modifier_cancel` (a `Cancel`, or None when it
     runs in the caller's thread) and binds to it how to stop. `iterator=True`: the method
     returns an iterator without blocking; `.background()` then gives a Future of the
-    list, `.asynced()` an `AsyncResults` (and it is cancellable as above)."""
+    list, `.asynced()` an `AsyncResults` (and it is cancellable as above).
+
+    Typed: on an instance, the method is a `Modifiable[P, T]` with the method's own
+    parameters and result, so a type checker or an editor follows `obj.method(...)`,
+    `obj.method.background()(...)` (a `Future[T]`) and so on."""
+
+    @overload
+    def __init__(self, method: Callable[Concatenate[S, P], T]) -> None: ...
+    @overload
+    def __init__(self: modifiable[Any, ..., Any], method: None = None, *,
+                 cancellable: bool = False, iterator: bool = False) -> None: ...
 
     def __init__(self, method: Callable[..., Any] | None = None, *, cancellable: bool = False,
                  iterator: bool = False):
@@ -246,15 +263,21 @@ class modifiable:
         if method is not None:
             self(method)
 
-    def __call__(self, method: Callable[..., Any]) -> modifiable:
+    def __call__(self, method: Callable[Concatenate[S, P], T]) -> modifiable[S, P, T]:
         self._method = method
         functools.update_wrapper(self, method)
+        self.__signature__ = _public_signature(method)  # help(Class.method) hides them too
         return self
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
 
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> modifiable[S, P, T]: ...
+    @overload
+    def __get__(self, obj: S, owner: type | None = None) -> Modifiable[P, T]: ...
+
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        return Modifiable(self._method.__get__(obj, owner), kind=self._kind)
+        return Modifiable(self._method.__get__(obj, owner), kind=self._kind)  # type: ignore[attr-defined]

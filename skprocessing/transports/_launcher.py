@@ -281,25 +281,37 @@ class _ForkedLauncher:
                 stream.flush()  # or the launcher's children would print it a second time
             except (AttributeError, ValueError, OSError):
                 pass
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                gc.freeze()
-                _deaden_inherited_fds(keep=theirs.fileno())
-                _standard_streams()
-                for signum in signal.valid_signals():
-                    if callable(signal.getsignal(signum)):
-                        signal.signal(signum, signal.SIG_DFL)
-                serve(theirs.fileno())
-                code = 0
-            except BaseException:
-                import traceback
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        self.pid = pid
-        self.returncode: int | None = None
+        # Ctrl-C is held back over the fork: Python runs at-fork hooks (logging's among
+        # them) in the parent, and a KeyboardInterrupt raised inside one is printed and
+        # dropped, so the program would go on as if Ctrl-C had not been pressed. Held, it
+        # is raised here, once the fork is over.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    gc.freeze()
+                    _deaden_inherited_fds(keep=theirs.fileno())
+                    _standard_streams()
+                    for signum in signal.valid_signals():
+                        if callable(signal.getsignal(signum)):
+                            signal.signal(signum, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    serve(theirs.fileno())
+                    code = 0
+                except BaseException:
+                    import traceback
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            self.pid = pid
+            self.returncode: int | None = None
+        finally:
+            if pid != 0:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def wait(self, timeout: float | None = None) -> int:
         """Reap the launcher (like `Popen.wait`)."""

@@ -103,7 +103,7 @@ def test_per_item_timeout_names_the_item_and_replaces_only_that_worker(assert_re
     with Pool(2) as pool:
         results = pool.imap(sleep_on_two, range(6), timeout=1.5)
         assert [next(results) for _ in range(2)] == [0, 1]
-        with pytest.raises(ProcessTimeoutError, match=r"item 2 ran over its 1.5 s timeout") as info:
+        with pytest.raises(ProcessTimeoutError, match=r"item 2 \(2\) ran over its 1.5 s timeout") as info:
             next(results)
         assert info.value.timeout == 1.5
         assert list(results) == [3, 4, 5]

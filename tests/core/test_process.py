@@ -14,7 +14,7 @@ import pytest
 from skprocessing import (OnFinishError, ProcessDiedError, ProcessTimeoutError,
                           ResultError, ResultTimeoutError, RunError, SerializationError,
                           Skprocess, StateError)
-from tests.conftest import pid_alive, run_script, sigint_raises, wait_gone
+from tests.conftest import interruptible, pid_alive, run_script, tagged_processes, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -400,8 +400,10 @@ def test_safe_to_start_with_threads_and_a_zmq_context_in_the_parent():
         context.term()
 
 
+# A parent script whose child runs forever; argv[1] says what the parent does meanwhile
+# (and so where a signal finds it). It prints the child's pid, or "go" for "start".
 FOREVER_PARENT = """
-import os, time
+import os, sys, time
 from skprocessing import Skprocess
 class Forever(Skprocess):
     def __init__(self):
@@ -409,31 +411,60 @@ class Forever(Skprocess):
     def __run__(self):
         time.sleep(0.01)
 if __name__ == "__main__":
+    moment = sys.argv[1]
+    if moment == "start":  # Ctrl-C lands inside one of these start()s, or between two
+        print("go", flush=True)
+        for _ in range(200):
+            Forever().start()
+        time.sleep(60)
     p = Forever(); p.start()
     print(p._sk.handle.pid, flush=True)
-    {then}
+    if moment == "kill":
+        os.kill(os.getpid(), 9)
+    elif moment == "wait":
+        p.wait()
+    elif moment == "result":
+        p.result()
+    else:
+        while True:
+            p.listen()
 """
 
 
 def test_no_orphans_when_the_parent_is_killed():
-    result = run_script(FOREVER_PARENT.format(then="os.kill(os.getpid(), 9)"))
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", FOREVER_PARENT, "kill"], capture_output=True,
+                            text=True, timeout=60)
     child = int(result.stdout.split()[0])
     assert wait_gone(child, 10), f"child {child} outlived its killed parent"
 
 
-def test_ctrl_c_in_the_parent_leaves_no_orphans():
+@pytest.mark.parametrize("moment", ["start", "wait", "result", "listen"])
+def test_ctrl_c_in_the_parent_leaves_no_orphans(tmp_path, moment):
+    """Ctrl-C at any moment: the script exits promptly by KeyboardInterrupt, and every
+    process it started (the launcher, the children) is gone with it."""
     import subprocess
     import sys
-    parent = subprocess.Popen([sys.executable, "-c", FOREVER_PARENT.format(then="p.wait()")],
-                              stdout=subprocess.PIPE, text=True, preexec_fn=sigint_raises)
-    try:
-        child = int(parent.stdout.readline())
-        parent.send_signal(signal.SIGINT)
-        parent.wait(20)
-    finally:
-        parent.kill()
-        parent.wait()
-    assert wait_gone(child, 10), f"child {child} outlived the interrupted parent"
+    import uuid
+    tag = uuid.uuid4().hex
+    with open(tmp_path / "stderr", "w") as stderr:
+        parent = subprocess.Popen(interruptible([sys.executable, "-c", FOREVER_PARENT, moment]),
+                                  stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                  env=dict(os.environ, SKP_TEST_TAG=tag))
+        try:
+            assert parent.stdout.readline().strip()  # "go", or the child's pid
+            parent.send_signal(signal.SIGINT)
+            parent.wait(30)
+        finally:
+            parent.kill()
+            parent.wait()
+    err = (tmp_path / "stderr").read_text()
+    assert parent.returncode == -signal.SIGINT and "KeyboardInterrupt" in err, err
+    deadline = time.monotonic() + 10
+    while tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not tagged_processes(tag), f"outlived the interrupted parent: {tagged_processes(tag)}"
 
 
 def test_a_child_that_tells_more_than_a_socket_buffer_still_delivers_its_result():

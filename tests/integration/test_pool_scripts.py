@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_script, sigint_raises, wait_gone
+from tests.conftest import interruptible, run_script, wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,8 +72,8 @@ def test_ctrl_c_in_a_script_cancels_and_leaves_no_worker(tmp_path):
             print(pool.map(abs, [-2, -3]), flush=True)
             raise
     """)
-    child = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_raises)
+    child = subprocess.Popen(interruptible([sys.executable, "-c", source]), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     try:
         pids = json.loads(child.stdout.readline())
         while not started.exists():  # the map is now waiting on the slow items

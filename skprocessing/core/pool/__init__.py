@@ -17,7 +17,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time, __getattr__ below
+    from ._results import ResultIterator
+    from .pool import Pool, PoolState
 
 __all__ = ["Pool", "PoolState", "ResultIterator"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import reprlib
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -66,10 +67,23 @@ class Chunk:
         return len(self.items)
 
     def describe(self) -> str:
-        """`item 7`, or `items 7..12`, for error messages."""
+        """`item 7 ({'id': 7, 'url': 'https://exa...'})`, or `items 7..12 (7: ..., ...)`,
+        for error messages: the index and a short repr of each value (the first three)."""
         if len(self.items) == 1:
-            return f"item {self.start}"
-        return f"items {self.start}..{self.start + len(self.items) - 1}"
+            return f"item {self.start} ({_short_repr(self.items[0])})"
+        shown = ", ".join(f"{self.start + i}: {_short_repr(item)}"
+                          for i, item in enumerate(self.items[:3]))
+        more = ", ..." if len(self.items) > 3 else ""
+        return f"items {self.start}..{self.start + len(self.items) - 1} ({shown}{more})"
+
+
+_REPR = reprlib.Repr()  # bounded: an item may be a huge list or a 1 MiB string
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+
+
+def _short_repr(item: Any) -> str:
+    return _REPR.repr(item)  # a __repr__ that raises gives `<Foo instance at 0x...>`
 
 
 Profile = tuple[float, float]  # (seconds, bytes) per item, as measured

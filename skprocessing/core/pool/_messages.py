@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import traceback
 
-from ...errors import ProcessError, RemoteTraceback
+from ...errors import RemoteError, RemoteTraceback
 
 __all__ = ["HELLO", "RESULT", "FUNC", "TASK", "STOP", "FUNCTION_BODY", "STARTED", "DIED", "KILL",
            "AGENT", "strip_error",
@@ -63,7 +63,7 @@ KILL = 9
 STATUS = 10  # a status request (a tool, not a worker) instead of HELLO; see _workers.Acceptor
 AGENT = "agent"  # the worker_id an agent's HELLO carries
 
-PackedError = tuple  # (exception | None, type name, message, traceback text)
+PackedError = tuple  # (exception | None, type's module, type's qualname, message, traceback text)
 
 
 def pack_error(exc: BaseException, tb_text: str | None = None) -> PackedError:
@@ -72,8 +72,7 @@ def pack_error(exc: BaseException, tb_text: str | None = None) -> PackedError:
     if tb_text is None:
         tb_text = getattr(exc, "remote_traceback", None) or "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__))
-    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return (exc, name, str(exc), tb_text)
+    return (exc, type(exc).__module__, type(exc).__qualname__, str(exc), tb_text)
 
 
 def strip_error(packed: PackedError) -> PackedError:
@@ -83,11 +82,17 @@ def strip_error(packed: PackedError) -> PackedError:
 
 def unpack_error(packed: PackedError, where: str) -> BaseException:
     """The exception to raise in the caller: the original type when it travelled, with
-    the worker's traceback as `__cause__` and a note naming the item (`where`)."""
-    exc, name, message, tb_text = packed
+    the worker's traceback as `__cause__` and a note naming the item (`where`); else a
+    `RemoteError` that says what it was."""
+    if len(packed) == 4:  # from an older worker: (exception, "module.qualname", ...)
+        module, _, qualname = packed[1].rpartition(".")
+        packed = (packed[0], module, qualname, *packed[2:])
+    exc, module, qualname, message, tb_text = packed
     if exc is None:
-        exc = ProcessError(f"{name}: {message} (the exception object itself could not be "
-                           f"sent back, so it is re-raised as a ProcessError)")
+        exc = RemoteError(f"{module}.{qualname}: {message} (the exception object itself could "
+                          f"not be sent back, so it is re-raised as a RemoteError)",
+                          type_name=qualname, module=module, error_message=message)
+        exc.remote_traceback = tb_text or None
     if tb_text and exc.__cause__ is None:
         exc.__cause__ = RemoteTraceback(tb_text)
     exc.add_note(f"skprocessing.Pool: raised by {where}")

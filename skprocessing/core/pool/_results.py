@@ -6,13 +6,15 @@ caller stops early (an error, Ctrl-C, a `.timeout()` running out, an abandoned i
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ...errors import ResultTimeoutError
 from ._call import TIMED_OUT, Call
 from ._messages import unpack_error
 
 __all__ = ["collect", "ResultIterator", "item_error"]
+
+T = TypeVar("T")  # one result's type
 
 
 def item_error(call: Call, index: int, packed: tuple) -> BaseException:
@@ -63,7 +65,7 @@ def _first(part: tuple[int, list]) -> int:
     return part[0]
 
 
-class ResultIterator:
+class ResultIterator(Generic[T]):
     """Results one by one, as they come (unordered) or in input order. After a task's
     error is raised, iteration may go on: the other items are not lost."""
 
@@ -81,10 +83,10 @@ class ResultIterator:
         self._pos = 0
         self._finished = False
 
-    def __iter__(self) -> ResultIterator:
+    def __iter__(self) -> ResultIterator[T]:
         return self
 
-    def __enter__(self) -> ResultIterator:
+    def __enter__(self) -> ResultIterator[T]:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -94,7 +96,7 @@ class ResultIterator:
         """True when `next()` would return (or raise) without waiting."""
         return self._pos < len(self._values)
 
-    def __next__(self) -> Any:
+    def __next__(self) -> T:
         while self._pos >= len(self._values):
             self._advance()
         pos = self._pos

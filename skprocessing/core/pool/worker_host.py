@@ -21,18 +21,7 @@ query carries the backend's options, so any cross-host backend can carry a worke
     SIGKILL: they die with it, see `_launcher.py`, PR_SET_PDEATHSIG), never orphans;
   - it logs joins, losses, deaths and, every `--log-every` seconds, throughput.
 
-Options:
-    URL              the head's address, `tcp://host:port` (URL options allowed: ?curve=1...)
-    --workers N      worker processes to run on this host (default: CPU count)
-    --key-file PATH  the shared key (else the environment variable SKPROCESSING_KEY)
-    --curve          CurveZMQ encryption (the head must use it too)
-    --serializer S   the pool's serializer, if not the default
-    --prefetch N     chunks a worker may hold at once (its credits; default 4)
-    --heartbeat S    seconds of idle before a PING (default 1.0)
-    --dead-after S   seconds of silence before the head counts as lost (default 4.0)
-    --give-up S      exit after this long without a head (default 300; 0: never)
-    --log-every S    seconds between throughput lines (default 10; 0: never)
-    --quiet/--verbose
+Options: `python -m skprocessing worker --help` lists each with its default (`_parser`).
 """
 
 from __future__ import annotations
@@ -64,21 +53,36 @@ RESPAWN_DELAY = 0.3  # seconds before a crashed worker is replaced
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Every option's --help line says its default (%(default)s: the value in use).
     p = argparse.ArgumentParser(prog="python -m skprocessing worker",
-                                description="Join a skprocessing pool as a worker host.")
-    p.add_argument("url", help="the head's address, e.g. tcp://head:5555")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--key-file", default=None, help="the shared key (else $SKPROCESSING_KEY)")
-    p.add_argument("--curve", action="store_true", help="CurveZMQ encryption")
-    p.add_argument("--serializer", default=None, help="the pool's serializer (default: the default)")
-    p.add_argument("--prefetch", type=int, default=4, help="chunks a worker may hold at once")
-    p.add_argument("--heartbeat", type=float, default=1.0)
-    p.add_argument("--dead-after", type=float, default=4.0)
-    p.add_argument("--give-up", type=float, default=300.0,
-                   help="seconds without a head before exiting (0: never)")
-    p.add_argument("--log-every", type=float, default=10.0, help="seconds between throughput lines")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--verbose", action="store_true")
+                                description="Join a skprocessing pool as a worker host.",
+                                epilog="example: python -m skprocessing worker tcp://HEAD:5555 "
+                                       "--workers 8 --key-file skprocessing.key")
+    p.add_argument("url", help="the head's address, e.g. tcp://head:5555 "
+                               "(URL options allowed: ?curve=1...)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes to run on this host (default: the CPU count, "
+                        "here %(default)s)")
+    p.add_argument("--key-file", default=None, metavar="PATH",
+                   help="file holding the shared key (default: the environment variable "
+                        "SKPROCESSING_KEY)")
+    p.add_argument("--curve", action="store_true",
+                   help="CurveZMQ encryption; the head must use it too (default: off)")
+    p.add_argument("--serializer", default=None, metavar="NAME",
+                   help="the pool's serializer (default: the default serializer)")
+    p.add_argument("--prefetch", type=int, default=4, metavar="N",
+                   help="chunks a worker may hold at once, its credits (default: %(default)s)")
+    p.add_argument("--heartbeat", type=float, default=1.0, metavar="S",
+                   help="seconds of idle before a PING to the head (default: %(default)s)")
+    p.add_argument("--dead-after", type=float, default=4.0, metavar="S",
+                   help="seconds of silence before the head counts as lost "
+                        "(default: %(default)s)")
+    p.add_argument("--give-up", type=float, default=300.0, metavar="S",
+                   help="seconds without a head before exiting; 0: never (default: %(default)s)")
+    p.add_argument("--log-every", type=float, default=10.0, metavar="S",
+                   help="seconds between throughput lines; 0: never (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    p.add_argument("--verbose", action="store_true", help="log everything (debug)")
     return p
 
 

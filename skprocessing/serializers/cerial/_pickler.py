@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+import types
+from collections import ChainMap
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +32,26 @@ _SCALARS = frozenset({int, float, bool, complex, type(None), str, bytes, bytearr
 _pickle_dumps = pickle.dumps
 _pickle_loads = pickle.loads
 _cloud_override = cloudpickle.Pickler.reducer_override
+_cloud_code_reduce = cloudpickle.Pickler.dispatch_table[types.CodeType]
+_PLACEHOLDER = "<dynamic-code>"
+
+
+def _code_reduce(code: types.CodeType) -> tuple[Callable[..., types.CodeType], tuple]:
+    """cloudpickle's code reducer, keeping the file name it replaces by "<dynamic-code>"
+    (for byte-identical payloads wherever a function was defined): a function sent by
+    value then shows its own file and line in a worker's traceback."""
+    rebuild, args = _cloud_code_reduce(code)
+    try:  # where the file name goes depends on the Python version: find the placeholder
+        at = args.index(_PLACEHOLDER)
+    except ValueError:
+        return rebuild, args
+    return rebuild, (*args[:at], code.co_filename, *args[at + 1:])
 
 
 class CerialPickler(cloudpickle.Pickler):
     """cloudpickle's Pickler, consulting the live-resource reducer table first."""
+
+    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
