@@ -10,7 +10,7 @@ from typing import TextIO
 # Each command lives in its own module, imported only when asked for.
 COMMANDS = {
     "demo": ("skprocessing._demo", "main", "run the demo of Skprocess, Pool, Share and ZeroMQ"),
-    "worker": ("skprocessing.transports.zmq.agent", "main", "join a ZeroMQ pool as a worker host"),
+    "worker": ("skprocessing.core.pool.worker_host", "main", "join a ZeroMQ pool as a worker host"),
     "status": ("skprocessing._status", "main", "show a running head's workers, progress and losses"),
 }
 

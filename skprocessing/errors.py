@@ -25,7 +25,7 @@ __all__ = [
     "ProcessError", "PreRunError", "RunError", "PostRunError", "OnFinishError",
     "ResultError", "ErrorHandlerError", "ProcessTimeoutError", "ResultTimeoutError",
     "ProcessDiedError", "RemoteError", "StateError", "ShareError", "PipeEndpointError", "SerializationError", "DeserializationError",
-    "TransportError", "ChannelClosed", "RemoteTraceback",
+    "TransportError", "TransportRefused", "ChannelClosed", "RemoteTraceback",
 ]
 
 
@@ -157,6 +157,11 @@ class DeserializationError(Exception):
 
 class TransportError(Exception):
     """A transport primitive failed: a channel, a listener, the launcher."""
+
+
+class TransportRefused(TransportError):
+    """The transport will never do this as configured (an address it cannot use, a reach
+    beyond loopback without a key): retrying cannot help, a caller that retries stops."""
 
 
 class ChannelClosed(TransportError, EOFError):

@@ -1,43 +1,83 @@
-"""The layering ARCHITECTURE.md promises: the core reaches other processes only through
-the transport interface, so no core module imports a backend or what backends are made of."""
+"""The layering ARCHITECTURE.md promises, as import-linter contracts (pyproject.toml,
+`[tool.importlinter]`), checked both ways: the tree keeps every contract, and a copy of
+the package with one forbidden import planted in it breaks the contract that forbids it."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 import skprocessing
 
-CORE = Path(skprocessing.__file__).parent / "core"
-FORBIDDEN = ("skprocessing.transports.local", "skprocessing.transports.zmq",
-             "skprocessing.transports._", "multiprocessing", "zmq", "socket", "select")
+PACKAGE = Path(skprocessing.__file__).parent
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
+CONTRACTS = {c["id"]: c for c in tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]}
+LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+
+# (contract, module, import planted at its end). An import inside a function counts too:
+# a lazy import is still a dependency.
+PLANTS = [
+    ("core-uses-the-interface", "core/pool/_worker.py", "from ...transports.zmq import channel"),
+    ("core-uses-the-interface", "core/engine.py", "def _planted():\n    from ..transports import local"),
+    ("core-uses-the-interface", "core/share/share.py", "import socket"),
+    ("backends-independent", "transports/zmq/transport.py", "from ..local import LocalTransport"),
+    ("backends-independent", "transports/local.py", "def _planted():\n    from .zmq import ZmqTransport"),
+    ("transports-below-the-core", "transports/_launcher.py", "from ..core import engine"),
+    ("transports-below-the-core", "transports/zmq/inbox.py", "from ...serializers import codec"),
+    ("serializers-below-the-core", "serializers/codec.py", "from ..transports import base"),
+    ("serializers-below-the-core", "serializers/pickle.py", "def _planted():\n    from ..core import pipe"),
+    ("transports-acyclic", "transports/zmq/protocol.py", "def _planted():\n    from . import transport"),
+    ("transports-acyclic", "transports/_wait.py", "from . import _sockets"),
+]
 
 
-def _imports(path: Path) -> list[str]:
-    """Absolute names of every module `path` imports (anywhere, even inside functions)."""
-    package = "skprocessing." + ".".join(path.relative_to(CORE.parent).with_suffix("").parts[:-1])
-    names = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            base = base[:len(base) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            names += [module] + [f"{module}.{alias.name}" for alias in node.names]
-    return names
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` on the package under `root` (with this project's contracts)."""
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-c", LINT, "--config", str(PYPROJECT), "--no-cache"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_no_core_module_imports_a_backend():
-    modules = sorted(CORE.rglob("*.py"))
-    assert len(modules) > 20  # the scan really covers the core
-    offenders = {str(path.relative_to(CORE.parent)): name
-                 for path in modules for name in _imports(path)
-                 if any(name == bad or name.startswith(bad if bad.endswith("_") else bad + ".")
-                        for bad in FORBIDDEN)}
-    assert not offenders, f"core modules importing backends: {offenders}"
+def _broken(result: subprocess.CompletedProcess) -> set[str]:
+    text = " ".join(result.stdout.split())  # (the report wraps long names)
+    return {key for key, c in CONTRACTS.items() if f"{' '.join(c['name'].split())} BROKEN" in text}
 
 
-def test_the_scan_sees_relative_imports():
-    names = _imports(CORE / "process.py")
-    assert "skprocessing.transports.base" in names and "skprocessing.core.engine" in names
+def test_the_tree_keeps_every_contract():
+    result = _lint(PACKAGE.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in result.stdout
+
+
+@pytest.mark.parametrize("contract, module, plant", PLANTS,
+                         ids=[f"{c}:{m}" for c, m, _ in PLANTS])
+def test_a_planted_import_breaks_its_contract(tmp_path, contract, module, plant):
+    shutil.copytree(PACKAGE, tmp_path / "skprocessing",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "skprocessing" / module
+    target.write_text(target.read_text() + f"\n\n{plant}  # planted by tests/test_layers.py\n")
+    result = _lint(tmp_path)
+    assert result.returncode != 0, f"{contract} still kept with {plant!r} in {module}"
+    assert _broken(result) == {contract}, result.stdout
+
+
+def test_every_contract_has_a_plant():
+    assert {contract for contract, _, _ in PLANTS} == set(CONTRACTS)
+
+
+def test_the_contracts_name_every_backend_module():
+    """A new transport module is covered without anyone remembering to list it: every
+    module of the transport layer but the interface is forbidden to the core, and every
+    backend (a public module or package) is one of the independent ones."""
+    transports = PACKAGE / "transports"
+    modules = {f"skprocessing.transports.{p.stem}" for p in transports.iterdir()
+               if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.stem not in ("__init__", "base")}
+    backends = {name for name in modules if not name.rpartition(".")[2].startswith("_")}
+    assert modules <= set(CONTRACTS["core-uses-the-interface"]["forbidden_modules"])
+    assert backends == set(CONTRACTS["backends-independent"]["modules"])

@@ -14,9 +14,9 @@ travel through the chosen serializer plugin (`Pipe.pair(serializer="pickle")`).
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
+from .._deadline import Deadline
 from .._seconds import seconds
 from ..errors import PipeEndpointError
 from ..serializers.codec import Codec
@@ -64,10 +64,9 @@ class _End:
         if not self._can_recv:
             raise PipeEndpointError(f"this one-way pipe's {self._role} only sends")
         timeout = seconds("Pipe.recv(timeout)", timeout, zero=True)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         channel = self._channel or self._connect(timeout)
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        frames = channel.recv(left)  # the connect's wait counts against the same timeout
+        frames = channel.recv(deadline.remaining())  # the connect's wait counts against the same timeout
         if frames is None:
             raise TimeoutError(f"nothing arrived on the pipe within {timeout:g} s")
         return self._codec.decode(frames)[1]
@@ -75,9 +74,9 @@ class _End:
     def poll(self, timeout: float | None = 0.0) -> bool:
         """True when `recv()` would not block."""
         timeout = seconds("Pipe.poll(timeout)", timeout, zero=True)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         channel = self._channel or self._connect(timeout)
-        return channel.poll(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return channel.poll(deadline.remaining())
 
     def close(self) -> None:
         """Close this end; the other end's `recv()` then raises EOFError."""

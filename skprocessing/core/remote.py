@@ -24,7 +24,6 @@ from __future__ import annotations
 import hmac
 import os
 import platform
-import queue
 import signal
 import threading
 import time
@@ -39,6 +38,8 @@ from . import engine
 from ._exit import process_entry
 from ._signals import Flag, PlainCounter, PlainFlag
 from .modifiers import run_in_thread
+from ._race import first_to_answer
+from .._deadline import Deadline
 
 __all__ = ["start_on", "remote_main", "relayed_main", "RemoteHandle", "RemoteStop"]
 
@@ -168,15 +169,14 @@ def _accept_pair(transport: Transport, listener: Any, token: bytes, done: Future
                  timeout: float | None, name: str) -> tuple[Channel, Channel, int, str]:
     """Accept the child's control and messages channels; stray connections are closed.
     Fails when the task ended without them (it could not start) or `timeout` passes."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = Deadline(timeout)
     found: dict[bytes, tuple[Channel, int, str]] = {}  # role -> (channel, pid, host)
     while len(found) < 2:
         ended = done.done()
-        left = None if deadline is None else deadline - time.monotonic()
-        out_of_time = left is not None and left <= 0
+        out_of_time = deadline.expired()
         # A short process may be over before we look: what connected still counts, so the
         # task's end means failure only once nothing more waits at the listener.
-        wait = 0 if ended or out_of_time else (0.05 if left is None else min(0.05, left))
+        wait = 0 if ended or out_of_time else deadline.remaining(0.05)
         if transport.wait([listener], wait):
             _take(listener, token, found)
         elif ended or out_of_time:
@@ -346,35 +346,24 @@ def _dial(transport: Transport, addresses: tuple[str, ...], token: bytes) -> tup
     """The control channel to the first address where the parent answers our token. All
     are tried at once (a host's unreachable interface must not cost a timeout each); the
     parent acknowledges one control channel only, so exactly one attempt succeeds."""
-    results: queue.SimpleQueue[tuple[Channel | None, str]] = queue.SimpleQueue()
-    for address in addresses:
-        threading.Thread(target=lambda a=address: results.put(_attempt(transport, a, token)),
-                         name="skprocessing-remote-dial", daemon=True).start()
-    failures = []
-    for _ in addresses:
-        channel, outcome = results.get()
-        if channel is not None:
-            return channel, outcome
-        failures.append(outcome)
-    raise TransportError("could not reach the parent process at any of its addresses: "
-                         + "; ".join(failures))
+    return first_to_answer(addresses, lambda address: _attempt(transport, address, token),
+                           failure="could not reach the parent process at any of its addresses",
+                           name="skprocessing-remote-dial")
 
 
-def _attempt(transport: Transport, address: str, token: bytes) -> tuple[Channel | None, str]:
-    """(the acknowledged control channel, its address), or (None, what went wrong)."""
-    channel = None
+def _attempt(transport: Transport, address: str, token: bytes) -> Channel:
+    """The control channel the parent acknowledged at `address`; raises what went wrong."""
+    channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
     try:
-        channel = transport.connect(address, timeout=_HELLO_TIMEOUT)
         channel.send([token, _CONTROL, str(os.getpid()).encode(), platform.node().encode()])
         answer = channel.recv(_HELLO_TIMEOUT)
-        if answer and bytes(answer[0]) == _ACK:
-            return channel, address
-        failure = f"{address}: no answer"
-    except (ChannelClosed, TransportError, OSError) as exc:
-        failure = f"{address}: {exc}"
-    if channel is not None:
+    except BaseException:
         channel.close()
-    return None, failure
+        raise
+    if answer and bytes(answer[0]) == _ACK:
+        return channel
+    channel.close()
+    raise TransportError("no answer")
 
 
 def _send_quietly(channel: Channel, frames: Frames) -> None:

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..transports.base import Buffer, Frames
+from .._frames import Buffer, Frames
 
 __all__ = ["Serializer", "FunctionSerializer"]
 

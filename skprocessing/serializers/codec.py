@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import DeserializationError
-from ..transports.base import Buffer, Frames
+from .._frames import Buffer, Frames
 from .base import Serializer
 from .registry import get_serializer
 

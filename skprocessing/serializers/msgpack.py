@@ -15,7 +15,7 @@ from typing import Any, Literal
 import msgpack as _msgpack
 
 from ..errors import DeserializationError
-from ..transports.base import Buffer, Frames
+from .._frames import Buffer, Frames
 from ._errors import serialization_error
 from .base import Serializer
 

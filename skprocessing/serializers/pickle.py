@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DeserializationError
-from ..transports.base import Buffer, Frames
+from .._frames import Buffer, Frames
 from ._errors import serialization_error
 from ._oob import OUT_OF_BAND_MIN, lift_large_buffers
 from .base import Serializer

@@ -47,6 +47,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+from .._deadline import Deadline
 from ..errors import TransportError
 from ._wait import readable
 from .base import ProcessHandle
@@ -314,13 +315,13 @@ class _ForkedLauncher:
 
     def wait(self, timeout: float | None = None) -> int:
         """Reap the launcher (like `Popen.wait`)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline.expired():
                 raise subprocess.TimeoutExpired(f"launcher {self.pid}", timeout)
             time.sleep(0.005)
         return self.returncode
@@ -443,17 +444,15 @@ def serve(fd: int) -> None:
     _reap(children, block=True)
 
 
+# What every child needs anyway, imported once here rather than once per child. Named, not
+# imported: what the children run is the business of this launcher's users, the layers
+# above (as multiprocessing's forkserver preload is its caller's).
+PRELOAD = "skprocessing._warm:warm"
+
+
 def _preload() -> None:
-    # What every child needs anyway is imported once here, not once per child.
-    import skprocessing  # noqa: F401  (the package and everything it imports)
-    import skprocessing.core.engine  # noqa: F401
-    import skprocessing.transports.local  # noqa: F401
-    from skprocessing.serializers.registry import DEFAULT, get_serializer
-    for name in {DEFAULT, os.environ.get("SKPROCESSING_SERIALIZER") or DEFAULT, "pickle"}:
-        try:
-            get_serializer(name)
-        except ValueError:
-            pass  # an unknown name fails where it is used, with the registry's message
+    module, _, function = PRELOAD.partition(":")
+    getattr(importlib.import_module(module), function)()
     try:
         import ctypes
         globals()["_libc"] = ctypes.CDLL(None, use_errno=True)

@@ -28,8 +28,7 @@ from ..errors import ChannelClosed, TransportError
 __all__ = ["Buffer", "Frames", "Capability", "Channel", "SharedInt", "Listener", "ProcessHandle",
            "Transport", "ChannelClosed", "TransportError"]
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
-Frames: TypeAlias = list[Buffer]
+from .._frames import Buffer, Frames  # noqa: E402  (re-exported: the interface's types)
 
 
 class Capability(enum.Enum):

@@ -4,7 +4,7 @@ URL: `local://` (or no transport at all). Listener addresses look like `local://
 (a Linux abstract Unix socket) or `local:///path/to.sock` (a socket file).
 
 - channels: Unix stream socket pairs (`SocketChannel`), passed to children as file descriptors
-- flags and counters: one shared-memory cell each (memfd + mmap); reads are a memory load
+- shared integers (`shared_int`): one shared-memory cell each (`_cells.SharedCell`); a read is a memory load
 - processes: forked by this process's launcher (`_launcher.py`), a clean single-threaded
   process, so a parent with threads or an open ZeroMQ context starts children safely
 """
@@ -12,7 +12,6 @@ URL: `local://` (or no transport at all). Listener addresses look like `local://
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import socket
 import struct
@@ -23,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TransportError
+from ._cells import SharedCell
 from ._launcher import LaunchedProcess, PassedByFd, get_launcher
 from ._sockets import SocketChannel
 from ._wait import readable
@@ -43,53 +43,6 @@ class LocalChannel(SocketChannel, PassedByFd):
     @classmethod
     def _import_fd(cls, fd: int, state: None) -> LocalChannel:
         return cls(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd))
-
-
-class SharedCell(SharedInt, PassedByFd):
-    """One signed 64-bit integer in shared memory."""
-
-    def __init__(self, fd: int | None = None):
-        if fd is None:
-            fd = _anonymous_memory(8)
-        self._fd = fd
-        self._map = mmap.mmap(fd, 8)
-        self._cell = memoryview(self._map).cast("q")
-
-    @property
-    def value(self) -> int:
-        return self._cell[0]
-
-    @value.setter
-    def value(self, new: int) -> None:
-        self._cell[0] = new
-
-    def _export_fd(self) -> tuple[int, None]:
-        return self._fd, None
-
-    @classmethod
-    def _import_fd(cls, fd: int, state: None) -> SharedCell:
-        return cls(fd)
-
-    def __reduce__(self):
-        raise TypeError("a shared cell can only be passed to a process through Transport.start()")
-
-    def __del__(self):
-        try:
-            self._cell.release()
-            self._map.close()
-            os.close(self._fd)
-        except (AttributeError, OSError, BufferError):
-            pass
-
-
-def _anonymous_memory(size: int) -> int:
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("skprocessing-cell", os.MFD_CLOEXEC)
-    else:
-        fd, path = tempfile.mkstemp(prefix="skprocessing-cell-")
-        os.unlink(path)
-    os.ftruncate(fd, size)
-    return fd
 
 
 class LocalListener(Listener):

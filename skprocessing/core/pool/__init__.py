@@ -1,9 +1,13 @@
 """The Pool: map any callable over items on reusable worker processes.
 
     pool.py        the public `Pool` (state, arguments, modifiers)
-    _scheduler.py  the thread that owns all I/O: dispatch, credits, faults
+    _scheduler.py  the thread that owns all I/O, composed of the parts below
+    _workers.py    the head's register of its workers (Workers); the acceptor thread
+    _backlog.py    the work no worker holds yet: calls, the retry queue, splitting
+    _dispatch.py   chunks to workers' free credits
     _faults.py     what the scheduler does when a worker dies, hangs or is cancelled
-    _workers.py    the head's record of each worker; the acceptor thread
+    _hosts.py      worker hosts' agents, dead processes, maps waiting for a worker
+    worker_host.py `python -m skprocessing worker URL`: a worker host joining a head
     _worker.py     the worker process's loop
     _call.py       one map call, shared by the scheduler and the caller
     _chunks.py     chunk sizes and lazy reading of the input

@@ -1,114 +1,57 @@
 """Dispatch: which chunk goes to which worker, and how it is sent.
 
 Each round gives every worker with a free credit one chunk, until no worker has credit
-or no work is left, so work spreads evenly. Chunks come from the retry queue first (work
-a lost worker held), then from the calls in submission order, cut lazily as workers can
-take them. A worker receives a call's function (FUNC) once, before its first chunk of
-that call, and is told then which old functions it may forget.
+or no work is left, so work spreads evenly; the least loaded worker is served first. The
+chunks come from the `Backlog`. A worker receives a call's function (FUNC) once, before
+its first chunk of that call, and is told then which old functions it may forget.
 """
 
 from __future__ import annotations
 
-import collections
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 from ...errors import ChannelClosed
 from ...serializers.codec import Codec
-from ...transports.base import Channel
 from .._held import send_held
+from ._backlog import Backlog
 from ._call import Call
 from ._chunks import Chunk
 from ._messages import FUNC
-from ._workers import WorkerSlot
+from ._workers import WorkerSlot, Workers
 
-__all__ = ["Dispatching"]
+__all__ = ["Dispatcher"]
 
 
-class Dispatching:
-    """Mixed into `Scheduler`; runs on the scheduler thread only."""
+class Dispatcher:
+    """Hands the backlog's chunks to the workers' free credits; scheduler thread only.
+    `lost(slot)` is told of a worker whose channel closed under a send."""
 
-    codec: Codec
-    size: int
-    _running: bool
-    _calls: list[Call]
-    _slots: dict[Channel, WorkerSlot]
-    _requeue: collections.deque[Chunk]
-    _chunk_ids: Iterator[int]
+    def __init__(self, codec: Codec, workers: Workers, backlog: Backlog,
+                 lost: Callable[[WorkerSlot], None]):
+        self._codec = codec
+        self._workers = workers
+        self._backlog = backlog
+        self._lost = lost
 
-    _lost: Any  # FaultHandling._lost: settle a worker whose channel closed
-
-    def _dispatch(self) -> None:
-        # Calls leave the list as they end (cut out, cancelled: see _next_chunk and
-        # _do_cancel), never by a scan of it each round: an Executor may queue thousands.
-        calls = self._calls
-        over = 0
-        while over < len(calls) and _over(calls[over]):
-            over += 1
-        if over:
-            del calls[:over]
-        if not self._running or not (self._calls or self._requeue):
+    def dispatch(self) -> None:
+        backlog, slots = self._backlog, self._workers.slots
+        backlog.prune()
+        if not self._workers.running or not backlog.pending:
             return
-        if not self._slots:
-            self._prime()
+        if not slots:
+            backlog.prime()
         sent = True
         while sent:  # one chunk per worker per round, so work spreads evenly
             sent = False
             # The least loaded first: a lone new chunk goes to an idle worker, not behind
             # a long item another worker holds (one Executor task among busy ones).
-            for slot in sorted(self._slots.values(), key=_load):
+            for slot in sorted(slots.values(), key=_load):
                 if slot.credits > 0 and not slot.timed and slot.fate is None and slot.settle_at is None:
-                    chunk = self._next_chunk(idle=not slot.inflight)
+                    chunk = backlog.next_chunk(idle=not slot.inflight, workers=len(slots))
                     if chunk is not None:
                         self._send(slot, chunk)
                         sent = True
-
-    def _prime(self) -> None:
-        # No worker yet (a head waiting for hosts to join): cut each new call's first
-        # chunk anyway, so an empty input (or one that raises) ends its call now.
-        for call in self._calls:
-            if call.planner.taken == 0 and call.wants_more():
-                try:
-                    self._requeue.extend(call.next_chunks(self.codec, 1, self._chunk_ids.__next__))
-                except Exception as exc:  # the caller's iterator raised: the call fails with it
-                    call.fail(exc)
-
-    def _next_chunk(self, idle: bool) -> Chunk | None:
-        # A chunk with a per-item timeout goes only to an idle worker (and nothing goes
-        # behind it), so it starts at once and a kill for its timeout costs no other item.
-        # So does a suspect chunk (a worker died running it): alone, its death is its own.
-        index = 0
-        while index < len(self._requeue):  # almost always settled at index 0
-            chunk = self._requeue[index]
-            if chunk.call.cancelled or (chunk.call.timeout is None and not chunk.suspect) or idle:
-                del self._requeue[index]
-                if not chunk.call.cancelled:
-                    return chunk
-                chunk.call.outstanding -= 1
-                chunk.call.check_done()
-                continue
-            index += 1
-        index = 0
-        calls = self._calls
-        while index < len(calls):
-            call = calls[index]
-            if not ((call.timeout is None or idle) and call.wants_more()):
-                index += 1
-                continue
-            try:
-                chunks = call.next_chunks(self.codec, max(1, len(self._slots)), self._chunk_ids.__next__)
-            except Exception as exc:  # the caller's iterator raised: the call fails with it
-                call.fail(exc)
-                chunks = []
-            if call.done or call.planner.exhausted:
-                del calls[index]  # all cut: it leaves the list (near the front: cheap)
-            else:
-                index += 1
-            if chunks:
-                self._requeue.extendleft(reversed(chunks[1:]))
-                return chunks[0]
-        return None
 
     def _send(self, slot: WorkerSlot, chunk: Chunk) -> None:
         call = chunk.call
@@ -126,7 +69,7 @@ class Dispatching:
                 # chunks queued for a retry. Costs the worker's own cache, not every call
                 # (an Executor may have thousands queued).
                 forget = [cid for cid, ref in slot.functions.items() if _ended(ref())]
-                slot.channel.send(self.codec.encode(
+                slot.channel.send(self._codec.encode(
                     FUNC, (call.call_id, call.star, call.skprocess, call.function, forget)))
                 for cid in forget:
                     del slot.functions[cid]
@@ -138,10 +81,6 @@ class Dispatching:
 
 def _ended(call: Call | None) -> bool:
     return call is None or call.done or call.cancelled
-
-
-def _over(call: Call) -> bool:
-    return call.cancelled or call.done or call.planner.exhausted
 
 
 def _load(slot: WorkerSlot) -> int:

@@ -19,25 +19,22 @@ first is the one it was running and the rest had not started:
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from ...errors import ChannelClosed, ProcessDiedError, ProcessError, ProcessTimeoutError
+from ...errors import ChannelClosed, ProcessDiedError, ProcessTimeoutError
 from ...serializers.codec import Codec
-from ...transports.base import Channel, ProcessHandle
+from ._activity import Activity
+from ._backlog import Backlog
 from ._chunks import Chunk
-from ._messages import KILL, TASK, pack_error
-from ._workers import WorkerSlot
+from ._messages import KILL
+from ._workers import WorkerSlot, Workers
 
 log = logging.getLogger("skprocessing.pool")
 
-__all__ = ["FaultHandling", "BOOT_FAILURES"]
+__all__ = ["Faults", "EARLY_DEATHS", "HOST_LOSSES"]
 
-BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
 EARLY_DEATHS = 3   # deaths before a chunk starts, after which its call gives up on it
 HOST_LOSSES = 5    # remote workers lost (host or network) while running one chunk: give up
 
@@ -48,63 +45,43 @@ _WHY_LOCAL = {None: "it died", "timeout": "killed for a timeout",
               "cancel": "killed: its call was cancelled"}
 
 
-class FaultHandling:
-    """Mixed into `Scheduler`; runs on the scheduler thread only."""
+class Faults:
+    """Ends workers (a timeout, a cancel) and settles the ones that are gone; scheduler
+    thread only. `reliable_last_words`: a dead worker's sends all arrive (a transport
+    whose channels close with their process, after what it sent). Each loss is told to
+    `activity` (the recent past `status()` shows)."""
 
-    codec: Codec
-    _slots: dict[Channel, WorkerSlot]
-    _starting: dict[int, ProcessHandle]
-    _requeue: collections.deque[Chunk]
-    _running: bool
-    _boot_failures: int
-    _chunk_ids: Iterator[int]
-    _acceptor: threading.Thread
+    def __init__(self, codec: Codec, workers: Workers, backlog: Backlog, activity: Activity,
+                 reliable_last_words: bool):
+        self._codec = codec
+        self._workers = workers
+        self._backlog = backlog
+        self._activity = activity
+        self._reliable_last_words = reliable_last_words
 
-    _start_worker: Any  # Scheduler._start_worker: start one more local worker
-    _lost_workers: int
-    _activity: Any  # _activity.Activity: the recent losses, for status()
-    _agents: dict[Channel, tuple[str, str]]
-    _reliable_last_words: bool  # a dead worker's sends all arrive (the local transport)
-
-    def _check_starting(self) -> None:
-        if self._starting and not self._acceptor.is_alive():
-            raise ProcessError("the pool's listener failed: no worker can join any more")
-        for worker_id, handle in list(self._starting.items()):
-            if handle.is_alive():
-                continue
-            del self._starting[worker_id]
-            self._boot_failures += 1
-            if self._boot_failures >= BOOT_FAILURES:
-                raise ProcessError(f"pool workers exit before they start working (the last "
-                                   f"exited with code {handle.exitcode}); see their stderr")
-            if self._running:
-                self._start_worker()
-
-    def _kill(self, slot: WorkerSlot, fate: tuple[str, Any]) -> None:
+    def kill(self, slot: WorkerSlot, fate: tuple[str, Any]) -> None:
         slot.fate = fate
         slot.deadline = None
         if slot.handle is not None:
-            slot.handle.kill()  # its channel closes; _lost() runs when the loop sees it
+            slot.handle.kill()  # its channel closes; lost() runs when the loop sees it
             return
-        for channel, (agent_id, _) in self._agents.items():
+        for channel, (agent_id, _) in self._workers.agents.items():
             if agent_id is not None and agent_id == slot.agent:
                 try:  # its agent ends it (and starts another), so it runs nothing more
-                    channel.send(self.codec.encode(KILL, slot.pid))
+                    channel.send(self._codec.encode(KILL, slot.pid))
                 except ChannelClosed:
                     pass
-        self._lost(slot)  # a worker that joined by address: drop the connection
+        self.lost(slot)  # a worker that joined by address: drop the connection
 
-    def _check_deadlines(self) -> None:
+    def check_deadlines(self) -> None:
         now = time.monotonic()
-        for slot in list(self._slots.values()):
+        for slot in list(self._workers.slots.values()):
             if slot.deadline is not None and slot.deadline <= now and slot.fate is None:
-                self._kill(slot, ("timeout", slot.inflight[0]))
+                self.kill(slot, ("timeout", slot.inflight[0]))
 
-    def _lost(self, slot: WorkerSlot) -> None:
+    def lost(self, slot: WorkerSlot) -> None:
         """A worker's channel closed: settle what it held, start a replacement."""
-        del self._slots[slot.channel]
-        slot.channel.close()
-        self._lost_workers += 1
+        self._workers.remove(slot)
         held = sum(len(c) for c in slot.inflight)
         fate = slot.fate and slot.fate[0]
         if slot.handle is None:
@@ -118,25 +95,19 @@ class FaultHandling:
                 slot.handle.join(5.0)
         why = (_WHY_REMOTE if slot.handle is None else _WHY_LOCAL).get(fate, "?")
         self._activity.lost(slot.pid, slot.host, f"{slot.describe()}: {why}", held)
-        if self._running and slot.handle is not None:
-            self._start_worker()  # first, so a caller told of the loss sees the replacement
+        if slot.handle is not None:
+            self._workers.replace()  # first, so a caller told of the loss sees the replacement
         if slot.inflight:
             running, *queued = slot.inflight
             for chunk in reversed(queued):  # never started: back to the front, no penalty
-                self._requeue_or_drop(chunk)
+                self._backlog.requeue_or_drop(chunk)
             self._settle_running(running, slot)
-
-    def _requeue_or_drop(self, chunk: Chunk) -> None:
-        if chunk.call.cancelled:
-            self._drop(chunk)
-        else:
-            self._requeue.appendleft(chunk)
 
     def _settle_running(self, chunk: Chunk, slot: WorkerSlot) -> None:
         call = chunk.call
         fate = slot.fate[0] if slot.fate else None
         if call.cancelled:
-            self._drop(chunk)
+            self._backlog.drop(chunk)
         elif fate is None and slot.handle is None:
             self._host_lost(chunk, slot)  # started or not: never the items' fault
         elif not chunk.started and fate in (None, "died"):
@@ -145,9 +116,9 @@ class FaultHandling:
             error = ProcessTimeoutError(
                 f"{chunk.describe()} ran over its {call.timeout:g} s timeout; its worker "
                 f"(pid {slot.pid}) was killed and replaced", section="run", timeout=call.timeout)
-            self._fail_chunk(chunk, error)
+            self._backlog.fail_chunk(chunk, error)
         elif len(chunk) > 1:
-            self._split(chunk)  # which item killed it is unknown: narrow it down
+            self._backlog.split(chunk)  # which item killed it is unknown: narrow it down
         else:
             chunk.deaths += 1
             # Over a network transport a worker's last messages may die with it (still in
@@ -158,12 +129,12 @@ class FaultHandling:
                 times = f" ({chunk.deaths} attempts)" if chunk.deaths > 1 else ""
                 code = slot.handle.exitcode if slot.handle is not None else (
                     slot.fate[1] if slot.fate and slot.fate[0] == "died" else None)
-                self._fail_chunk(chunk, ProcessDiedError(
+                self._backlog.fail_chunk(chunk, ProcessDiedError(
                     f"{chunk.describe()} of {call.name} did not finish: {slot.describe()} "
                     f"while running it{times}", exitcode=code))
             else:
                 chunk.suspect = True
-                self._requeue.appendleft(chunk)
+                self._backlog.retry_first(chunk)
 
     def _host_lost(self, chunk: Chunk, slot: WorkerSlot) -> None:
         # A remote worker gone without its agent reporting a death: the host died or its
@@ -171,9 +142,9 @@ class FaultHandling:
         chunk.host_losses.append(slot.host or f"pid {slot.pid}")
         if len(chunk.host_losses) < HOST_LOSSES:
             chunk.started = False
-            self._requeue.appendleft(chunk)
+            self._backlog.retry_first(chunk)
             return
-        self._fail_chunk(chunk, ProcessDiedError(
+        self._backlog.fail_chunk(chunk, ProcessDiedError(
             f"{chunk.describe()} of {chunk.call.name} did not finish: {len(chunk.host_losses)} "
             f"worker hosts were lost while running it ({', '.join(chunk.host_losses)})"))
 
@@ -186,37 +157,10 @@ class FaultHandling:
             # Over a network transport "not started" may be a STARTED lost with its
             # worker: run it alone next time, so a death is surely its own.
             chunk.suspect = not self._reliable_last_words
-            self._requeue.appendleft(chunk)
+            self._backlog.retry_first(chunk)
             return
-        self._fail_chunk(chunk, ProcessDiedError(
+        self._backlog.fail_chunk(chunk, ProcessDiedError(
             f"{chunk.describe()} of {chunk.call.name} never started: {chunk.early_deaths} "
             f"workers died before they could begin it, the last one {slot.describe()}; "
             f"loading the callable or these items may be what kills them",
             exitcode=slot.handle and slot.handle.exitcode))
-
-    def _unloadable(self, chunk: Chunk, packed: tuple) -> None:
-        """The worker could not load `chunk`'s items: find the item, or fail it."""
-        if len(chunk) > 1:
-            self._split(chunk)
-        else:
-            chunk.call.finished(chunk, [None], {0: packed})
-
-    def _split(self, chunk: Chunk) -> None:
-        """Requeue `chunk` as two halves, at the front, in order. Repeated, this finds the
-        one item at fault in log2(len) steps while the innocent halves simply run."""
-        call = chunk.call
-        call.outstanding -= 1
-        half = len(chunk) // 2
-        for start, items in reversed(((0, chunk.items[:half]), (half, chunk.items[half:]))):
-            chunk_id = next(self._chunk_ids)
-            frames = self.codec.encode(TASK, (chunk_id, call.call_id, items))
-            call.outstanding += 1
-            self._requeue.appendleft(Chunk(call, chunk_id, chunk.start + start, items, frames))
-
-    def _drop(self, chunk: Chunk) -> None:
-        chunk.call.outstanding -= 1
-        chunk.call.check_done()
-
-    def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
-        packed = pack_error(error, "")
-        chunk.call.finished(chunk, [None] * len(chunk), dict.fromkeys(range(len(chunk)), packed))

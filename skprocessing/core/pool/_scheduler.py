@@ -14,39 +14,47 @@
                                                       per worker, TASK while credits ───┘
 
 Only this thread touches worker channels, slots, the retry queue and the list of calls,
-so none of them needs a lock; other threads talk to it through `_command`. Workers that
-join by address, and the agents that start them on other hosts, are handled in
-`_hosts.py`; dispatch in `_dispatch.py`; deaths, losses and timeouts in `_faults.py`.
+so none of them needs a lock; other threads talk to it through `_command` (a bound method
+and its arguments, run on this thread). The scheduler reads workers' messages and runs
+the loop; its parts are objects of their own, each with its state:
+
+    Workers     (_workers.py)   connected, starting and agents; start, admit, replace, end
+    Backlog     (_backlog.py)   calls and the retry queue; the next chunk; split, fail
+    Dispatcher  (_dispatch.py)  backlog chunks to free credits; FUNC once per worker
+    Faults      (_faults.py)    kill for a timeout or cancel; settle a lost worker's chunks
+    Hosts       (_hosts.py)     agents' reports, dead processes, maps with no worker yet
+    Activity    (_activity.py)  throughput lately and recent losses, for status()
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from ..._deadline import Deadline
 from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
 from ...serializers.codec import Codec
-from ...transports.base import Capability, Channel, ProcessHandle, Transport
+from ...transports.base import Capability, Channel, Transport
 from ._activity import Activity
+from ._backlog import Backlog
 from ._call import Call
 from ._chunks import Chunk
-from ._dispatch import Dispatching
-from ._faults import FaultHandling
-from ._hosts import RemoteWorkers
-from ._messages import AGENT, RESULT, STARTED, STOP
-from ._worker import worker_main
-from ._workers import Acceptor, WorkerSlot
+from ._dispatch import Dispatcher
+from ._faults import Faults
+from ._hosts import Hosts
+from ._messages import RESULT, STARTED, STOP
+from ._workers import Acceptor, WorkerSlot, Workers
 
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("skprocessing.pool")
 
 
-class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
+class Scheduler:
     """Runs calls on `size` workers it starts through `transport` (and any that join)."""
 
     def __init__(self, transport: Transport, codec: Codec, size: int, credits: int,
@@ -60,77 +68,67 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         self._listener = transport.listen()
         self.address = self._listener.address
         self._wake_tx, self._wake_rx = transport.pipe()
-        self._commands: collections.deque[tuple] = collections.deque()
+        self._commands: collections.deque[tuple[Callable[..., None], tuple]] = collections.deque()
         self._wake_lock = threading.Lock()
         self._wake_pending = False
-        self._slots: dict[Channel, WorkerSlot] = {}
-        self._agents: dict[Channel, tuple[str, str]] = {}  # a worker host's nanny: (id, host)
         self._done_items = 0
         self._duplicates = 0
-        self._lost_workers = 0
-        self._activity = Activity()  # throughput lately, recent losses (for status)
-        self._no_workers_since: float | None = time.monotonic()
-        self._next_handle_check = 0.0
         self._watch_handles = Capability.DEATH_CLOSES_CHANNELS not in transport.capabilities
-        self._settling: set[Channel] = set()
-        self._reliable_last_words = not self._watch_handles
-        self._starting: dict[int, ProcessHandle] = {}
-        self._calls: list[Call] = []
-        self._requeue: collections.deque[Chunk] = collections.deque()
-        self._chunk_ids = itertools.count(1)
-        self._worker_ids = itertools.count(1)
-        self._boot_failures = 0
-        self._running = True
         self._stopped = threading.Event()  # the loop is over
         self._done = threading.Event()  # and its transport closed, if it was the pool's
-        self._spec = transport.spec()
-        self._token = codec.token()
+        self._activity = Activity()  # throughput lately, recent losses (for status)
+        self._workers = Workers(transport, self.address, codec, credits)
+        self._backlog = Backlog(codec)
+        self._faults = Faults(codec, self._workers, self._backlog, self._activity,
+                              reliable_last_words=not self._watch_handles)
+        self._dispatcher = Dispatcher(codec, self._workers, self._backlog, self._faults.lost)
+        self._hosts = Hosts(codec, self.address, self._workers, self._backlog, self._watch_handles,
+                            read=self._on_message, lost=self._faults.lost, cancel=self._drop_queued)
         self._acceptor = Acceptor(self._listener, codec, self._admit,
                                   status=lambda: self.status(timeout=10.0))
         self._acceptor.start()
         for _ in range(size):
-            self._start_worker()
+            self._workers.start()
         self._thread = threading.Thread(target=self._run, name="skprocessing-pool", daemon=True)
         self._thread.start()
 
     # -- called from other threads -----------------------------------------------------------
     def submit(self, call: Call) -> None:
         call.wake = self._wake
-        self._command("submit", call)
+        self._command(self._do_submit, call)
 
     def cancel(self, call: Call, kill: bool) -> None:
         """Stop cutting chunks for `call` and drop its results; with `kill`, also end the
         workers running its items now (they are replaced), so nothing of it runs on."""
         call.cancelled = True
         call.planner.close()  # stop reading its input
-        self._command("cancel", call, kill)
+        self._command(self._do_cancel, call, kill)
 
     def stop(self, timeout: float | None = None, terminate: bool = False) -> bool:
         """End the scheduler: STOP the workers (or kill them), wait for them to exit."""
-        self._command("terminate" if terminate else "stop")
+        self._command(self._do_terminate if terminate else self._do_stop)
         return self._done.wait(timeout)
 
     def worker_pids(self) -> list[int]:
         """Pids of the workers it started that are running or starting (for tests, tools)."""
-        handles = [s.handle for s in list(self._slots.values())] + list(self._starting.values())
-        return [h.pid for h in handles if h is not None and h.pid is not None]
+        return self._workers.pids()
 
     def status(self, timeout: float = 60.0) -> dict[str, Any]:
         """A snapshot taken by the scheduler thread (see `Pool.status`). A busy machine
         may delay the answer; only a loop that has ended, or `timeout`, makes it fail."""
         box: dict[str, Any] = {}
         done = threading.Event()
-        self._command("status", box, done)
-        deadline = time.monotonic() + timeout
+        self._command(self._do_status, box, done)
+        deadline = Deadline(timeout)
         while not done.wait(0.05):
             if self._stopped.is_set() and not done.is_set():
                 raise StateError("the pool's scheduler has ended (the pool is closed or failed)")
-            if time.monotonic() >= deadline:
+            if deadline.expired():
                 raise StateError(f"the pool's scheduler did not answer within {timeout:g}s")
         return box
 
     def _admit(self, channel: Channel, hello: tuple) -> None:
-        self._command("admit", channel, hello)
+        self._command(self._do_admit, channel, hello)
         if self._stopped.is_set():  # the loop is over: nobody else will answer it
             self._turn_away_late_joiners()
 
@@ -141,16 +139,16 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         commands = self._commands
         while commands:
             try:
-                name, *args = commands.popleft()
+                command, args = commands.popleft()
             except IndexError:
                 return
-            if name == "admit":
+            if command == self._do_admit:
                 channel = args[0]
                 _send_quietly(channel, self.codec.encode(STOP, None))
                 channel.close()
 
-    def _command(self, *command: Any) -> None:
-        self._commands.append(command)
+    def _command(self, command: Callable[..., None], *args: Any) -> None:
+        self._commands.append((command, args))
         self._wake()
 
     def _wake(self) -> None:
@@ -167,22 +165,25 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
+        workers = self._workers
         try:
-            while self._running:
-                ready = self.transport.wait([self._wake_rx, *self._slots, *self._agents],
+            while workers.running:
+                ready = self.transport.wait([self._wake_rx, *workers.slots, *workers.agents],
                                             self._wait_time())
                 for channel in ready:
                     if channel is self._wake_rx:
                         self._on_wake()
-                    elif channel in self._slots:
-                        self._on_message(self._slots[channel])
-                    elif channel in self._agents:
-                        self._on_agent_message(channel)
-                self._check_starting()
-                self._check_handles()
-                self._check_no_workers()
-                self._check_deadlines()
-                self._dispatch()
+                    elif channel in workers.slots:
+                        self._on_message(workers.slots[channel])
+                    elif channel in workers.agents:
+                        self._hosts.on_agent_message(channel)
+                if workers.starting and not self._acceptor.is_alive():
+                    raise ProcessError("the pool's listener failed: no worker can join any more")
+                workers.check_starting()
+                self._hosts.check_handles()
+                self._hosts.check_no_workers()
+                self._faults.check_deadlines()
+                self._dispatcher.dispatch()
                 self._activity.sample(self._done_items)
         except BaseException as exc:  # a bug or a broken transport must not hang callers
             self._break(exc)
@@ -204,15 +205,10 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
             log.exception("closing the pool's transport failed")
 
     def _wait_time(self) -> float | None:
-        if self._starting:
+        if self._workers.starting:
             return 0.05  # watch for workers that die before they say HELLO
-        deadlines = [s.deadline for s in self._slots.values() if s.deadline is not None]
-        if self._watch_handles and any(s.handle is not None for s in self._slots.values()):
-            deadlines.append(self._next_handle_check)
-        deadlines += [self._slots[c].settle_at for c in self._settling if c in self._slots]
-        if self._no_workers_since is not None:
-            deadlines += [self._waiting_since(c) + c.timeout for c in self._waiting_calls()
-                          if c.timeout is not None]
+        deadlines = [s.deadline for s in self._workers.slots.values() if s.deadline is not None]
+        deadlines += self._hosts.deadlines()
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -222,14 +218,14 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         with self._wake_lock:
             self._wake_pending = False
         while self._commands:
-            name, *args = self._commands.popleft()
-            getattr(self, f"_do_{name}")(*args)
+            command, args = self._commands.popleft()
+            command(*args)
 
     def _on_message(self, slot: WorkerSlot) -> None:
         try:
             frames = slot.channel.recv()
         except ChannelClosed:
-            self._lost(slot)
+            self._faults.lost(slot)
             return
         try:
             kind, body = self.codec.decode(frames)
@@ -254,14 +250,14 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         slot.credits += 1
         slot.deadline = None
         if isinstance(body, DeserializationError):
-            self._fail_chunk(chunk, DeserializationError(
+            self._backlog.fail_chunk(chunk, DeserializationError(
                 f"the results of {chunk.describe()} could not be loaded: {body}"))
             return
         chunk_id, values, errors, seconds, *rest = body
         if rest and rest[0] and slot.inflight and not slot.inflight[0].started:
             self._started(slot)  # it was waiting in the worker: it starts now (see STARTED)
         if chunk_id is None:
-            self._unloadable(chunk, errors)
+            self._backlog.unloadable(chunk, errors)
             return
         slot.done += len(chunk)
         self._done_items += len(chunk)
@@ -273,77 +269,69 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
         if running.call.timeout is not None:
             slot.deadline = time.monotonic() + running.call.timeout
 
-    # -- commands ----------------------------------------------------------------------------
+    # -- commands (run on this thread) -------------------------------------------------------
     def _do_submit(self, call: Call) -> None:
         if self.broken is not None:
             call.fail(self.broken)
         else:
-            call.queued_at = time.monotonic()  # type: ignore[attr-defined]  # see _hosts
-            self._calls.append(call)
+            self._backlog.add(call)
 
     def _do_cancel(self, call: Call, kill: bool) -> None:
-        if call in self._calls:
-            self._calls.remove(call)
-        kept = [c for c in self._requeue if c.call is not call]
-        call.outstanding -= len(self._requeue) - len(kept)
-        self._requeue = collections.deque(kept)
+        self._backlog.cancel(call)
         if kill:
-            for slot in list(self._slots.values()):  # _kill may remove a slot
+            for slot in list(self._workers.slots.values()):  # kill() may remove a slot
                 if slot.inflight and slot.inflight[0].call is call:
-                    self._kill(slot, ("cancel", None))
+                    self._faults.kill(slot, ("cancel", None))
         call.check_done()
 
+    def _drop_queued(self, call: Call) -> None:
+        self._do_cancel(call, False)
+
     def _do_admit(self, channel: Channel, hello: tuple) -> None:
-        worker_id, pid, credits, *more = hello
-        host, agent = (list(more) + [None, None])[:2]
-        if not self._running:
+        if not self._workers.running:
             _send_quietly(channel, self.codec.encode(STOP, None))
             channel.close()
             return
-        if worker_id == AGENT:
-            self._agents[channel] = (agent, host)
-            log.info("agent of host %s joined (pid %s)", host, pid)
-            return
-        handle = self._starting.get(worker_id) if isinstance(worker_id, int) else None
-        # Into _slots before out of _starting: worker_pids() (another thread) sees it always.
-        self._slots[channel] = WorkerSlot(channel, pid, max(1, int(credits)), handle, host, agent)
-        self._starting.pop(worker_id, None)
-        self._boot_failures = 0
-        if handle is None:
-            log.info("worker pid %s of host %s joined (%d connected)", pid, host, len(self._slots))
+        self._workers.admit(channel, hello)
 
     def _do_stop(self) -> None:
-        self._running = False
+        self._workers.running = False
         stop = self.codec.encode(STOP, None)
-        for slot in self._slots.values():
+        for slot in self._workers.slots.values():
             _send_quietly(slot.channel, stop)
         self._shutdown(kill=False)
 
     def _do_terminate(self) -> None:
-        self._running = False
+        self._workers.running = False
         self._fail_calls(StateError("the pool was terminated while this map was running"))
         self._shutdown(kill=True)
 
+    def _do_status(self, box: dict, done: threading.Event) -> None:
+        slots = self._workers.slots.values()
+        box.update(
+            address=self.address,
+            workers=len(slots),
+            starting=len(self._workers.starting),
+            hosts=dict(collections.Counter(s.host or "?" for s in slots)),
+            agents=sorted(host for _, host in self._workers.agents.values()),
+            in_flight=sum(len(c) for c in self._workers.held()),
+            queued=sum(len(c) for c in self._backlog.requeue),
+            done=self._done_items,
+            calls=len({id(c) for c in [*self._backlog.calls, *(k.call for k in self._backlog.requeue),
+                                       *(k.call for k in self._workers.held())]
+                       if not c.done}),
+            lost_workers=self._workers.lost,
+            duplicates_dropped=self._duplicates,
+            throughput=round(self._activity.throughput(self._done_items), 3),
+            uptime=round(time.monotonic() - self._activity.started, 3),
+            recent_losses=list(self._activity.losses),
+            per_worker=[{"pid": s.pid, "host": s.host, "in_flight": sum(len(c) for c in s.inflight),
+                         "done": s.done, "credits": s.credits} for s in slots])
+        done.set()
+
     def _shutdown(self, kill: bool) -> None:
         self._acceptor.stopping.set()
-        handles = [s.handle for s in self._slots.values() if s.handle is not None]
-        for handle in self._starting.values():
-            handle.kill()
-        for handle in handles:
-            if kill:
-                handle.kill()
-        deadline = time.monotonic() + 5.0
-        for handle in [*handles, *self._starting.values()]:
-            if not handle.join(max(0.0, deadline - time.monotonic())):
-                handle.kill()
-                handle.join(1.0)
-        for slot in self._slots.values():
-            slot.channel.close()
-        for channel in self._agents:
-            channel.close()
-        self._slots.clear()
-        self._agents.clear()
-        self._starting.clear()
+        self._workers.shutdown(kill)
         self._wake_rx.close()
         self._wake_tx.close()
 
@@ -357,17 +345,7 @@ class Scheduler(Dispatching, FaultHandling, RemoteWorkers):
             pass
 
     def _fail_calls(self, error: BaseException) -> None:
-        for call in {*self._calls, *(c.call for c in self._requeue),
-                     *(c.call for s in self._slots.values() for c in s.inflight)}:
-            call.fail(error)
-        self._calls.clear()
-        self._requeue.clear()
-
-    # -- workers -----------------------------------------------------------------------------
-    def _start_worker(self) -> None:
-        worker_id = next(self._worker_ids)
-        self._starting[worker_id] = self.transport.start(
-            worker_main, self._spec, self.address, self._token, worker_id, self.credits)
+        self._backlog.fail_all(error, self._workers.held())
 
 
 def _take(inflight: collections.deque[Chunk], chunk_id: int) -> Chunk | None:

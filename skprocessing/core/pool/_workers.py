@@ -3,25 +3,31 @@
 Workers are known by the channel they connected on. A worker this pool started itself
 also has a process handle (so it can be killed and its exit code read); a worker that
 joined by address (a remote transport) has none, and is only ever told to STOP.
+`Workers` is the register of them all: connected, starting, and the agents (nannies) of
+worker hosts.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ...errors import ChannelClosed, TransportError
+from ..._deadline import Deadline
+from ...errors import ChannelClosed, ProcessError, TransportError
 from ...serializers.codec import Codec
-from ...transports.base import Channel, Listener, ProcessHandle
+from ...transports.base import Channel, Listener, ProcessHandle, Transport
 from ._chunks import Chunk
-from ._messages import HELLO, STATUS
+from ._messages import AGENT, HELLO, STATUS
+from ._worker import worker_main
 
-__all__ = ["WorkerSlot", "Acceptor", "answer_status", "STATUS_CODEC"]
+__all__ = ["WorkerSlot", "Workers", "Acceptor", "BOOT_FAILURES", "answer_status", "STATUS_CODEC"]
 
 log = logging.getLogger("skprocessing.pool")
+BOOT_FAILURES = 5  # workers in a row that die before saying HELLO: the pool is broken
 
 
 class WorkerSlot:
@@ -63,6 +69,101 @@ class WorkerSlot:
             how = f" killed by signal {-code}" if code < 0 else f" exited with code {code}"
         where = f" on host {self.host}" if self.host and self.handle is None else ""
         return f"worker pid {self.pid}{where}{how}"
+
+
+class Workers:
+    """Every worker of the pool: connected (`slots`, by channel), starting (by worker id,
+    until its HELLO), and the agents of worker hosts (`agents`: channel -> (id, host)).
+    While `running`, the pool keeps `size` workers of its own: one that ends is replaced.
+    Scheduler thread only, but for `pids()`."""
+
+    def __init__(self, transport: Transport, address: str, codec: Codec, credits: int):
+        self.slots: dict[Channel, WorkerSlot] = {}
+        self.starting: dict[int, ProcessHandle] = {}
+        self.agents: dict[Channel, tuple[str, str]] = {}
+        self.running = True
+        self.lost = 0  # workers lost so far (for status)
+        self._transport = transport
+        self._start_args = (transport.spec(), address, codec.token())
+        self._credits = credits
+        self._ids = itertools.count(1)
+        self._boot_failures = 0
+
+    def start(self) -> None:
+        """Start one worker process of the pool's own (it connects back and says HELLO)."""
+        worker_id = next(self._ids)
+        spec, address, token = self._start_args
+        self.starting[worker_id] = self._transport.start(
+            worker_main, spec, address, token, worker_id, self._credits)
+
+    def replace(self) -> None:
+        """One of the pool's own workers ended: start another while the pool runs."""
+        if self.running:
+            self.start()
+
+    def admit(self, channel: Channel, hello: tuple) -> None:
+        """A peer said HELLO: a worker (ours, or one that joined by address) or an agent."""
+        worker_id, pid, credits, *more = hello
+        host, agent = (list(more) + [None, None])[:2]
+        if worker_id == AGENT:
+            self.agents[channel] = (agent, host)
+            log.info("agent of host %s joined (pid %s)", host, pid)
+            return
+        handle = self.starting.get(worker_id) if isinstance(worker_id, int) else None
+        # Into slots before out of starting: pids() (another thread) sees it always.
+        self.slots[channel] = WorkerSlot(channel, pid, max(1, int(credits)), handle, host, agent)
+        self.starting.pop(worker_id, None)
+        self._boot_failures = 0
+        if handle is None:
+            log.info("worker pid %s of host %s joined (%d connected)", pid, host, len(self.slots))
+
+    def check_starting(self) -> None:
+        """Replace workers that died before their HELLO; too many in a row break the pool."""
+        for worker_id, handle in list(self.starting.items()):
+            if handle.is_alive():
+                continue
+            del self.starting[worker_id]
+            self._boot_failures += 1
+            if self._boot_failures >= BOOT_FAILURES:
+                raise ProcessError(f"pool workers exit before they start working (the last "
+                                   f"exited with code {handle.exitcode}); see their stderr")
+            self.replace()
+
+    def remove(self, slot: WorkerSlot) -> None:
+        """`slot`'s worker is gone: forget it and close its channel."""
+        del self.slots[slot.channel]
+        slot.channel.close()
+        self.lost += 1
+
+    def held(self) -> Iterator[Chunk]:
+        """Every chunk a worker holds."""
+        return (chunk for slot in self.slots.values() for chunk in slot.inflight)
+
+    def pids(self) -> list[int]:
+        """Pids of the workers it started that are running or starting (any thread)."""
+        handles = [s.handle for s in list(self.slots.values())] + list(self.starting.values())
+        return [h.pid for h in handles if h is not None and h.pid is not None]
+
+    def shutdown(self, kill: bool) -> None:
+        """End every worker of ours (killed, or waited for after a STOP), close every channel."""
+        handles = [s.handle for s in self.slots.values() if s.handle is not None]
+        for handle in self.starting.values():
+            handle.kill()
+        for handle in handles:
+            if kill:
+                handle.kill()
+        deadline = Deadline(5.0)
+        for handle in [*handles, *self.starting.values()]:
+            if not handle.join(deadline.remaining()):
+                handle.kill()
+                handle.join(1.0)
+        for slot in self.slots.values():
+            slot.channel.close()
+        for channel in self.agents:
+            channel.close()
+        self.slots.clear()
+        self.agents.clear()
+        self.starting.clear()
 
 
 class Acceptor(threading.Thread):

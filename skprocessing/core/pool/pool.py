@@ -18,10 +18,10 @@ from concurrent.futures import CancelledError
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..._deadline import Deadline
 from ..._seconds import seconds
 from ...errors import SerializationError, StateError
 from ...serializers.codec import Codec
@@ -244,18 +244,17 @@ class Pool(_Maps):
             if self._state is not PoolState.OPEN:
                 return
             self._state = PoolState.CLOSED
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         try:
             for call in list(self._calls):
                 while not call.wait_done(0.05):
                     if call.blocked:
                         self._cancel(call, kill=False)
                         call.fail(StateError("the pool was closed before this imap was read to the end"))
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if deadline.expired():
                         self.terminate()
                         return
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._scheduler.stop(left) and deadline is not None:
+            if not self._scheduler.stop(deadline.remaining()) and timeout is not None:
                 self.terminate()
         except BaseException:  # Ctrl-C while closing: do not leave workers behind
             self.terminate()

@@ -59,6 +59,7 @@ from ...errors import ChannelClosed, TransportError
 from ...transports.base import Capability, Channel, Frames, Transport
 from .._exit import at_process_exit
 from .._held import holding, ordered_send, released
+from .._race import first_to_answer
 from ._protocol import (FENCE, OK, REPLY, RESUME, SYNC, SYNCED, WHO, Wire, batch_frames,
                         sync_frames, sync_gen)
 from ._resume import Journal
@@ -325,58 +326,18 @@ def open_connection(transport: Transport, candidates: Sequence[str], ident: str,
         return Syncing(channel, wire, journal if journal is not None else Journal())
     if len(candidates) == 1:
         return wrap(transport.connect(candidates[0], timeout=timeout)), candidates[0]
-    race = _Race(len(candidates))
-    for address in candidates:
-        threading.Thread(target=race.attempt, args=(transport, address, ident, wire, timeout),
-                         name="skprocessing-share-connect", daemon=True).start()
-    channel, address = race.result(timeout + 1.0)
-    return wrap(channel), address
-
-
-class _Race:
-    """The first candidate to connect and identify itself wins; later ones are closed."""
-
-    def __init__(self, count: int):
-        self._left = count
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._winner: tuple[Channel, str] | None = None
-        self._errors: list[str] = []
-        self._abandoned = False  # result() gave up: whatever connects later is closed
-
-    def attempt(self, transport: Transport, address: str, ident: str, wire: Wire,
-                timeout: float) -> None:
-        channel = None
+    def attempt(address: str) -> Channel:
+        channel = transport.connect(address, timeout=timeout)
         try:
-            channel = transport.connect(address, timeout=timeout)
             _check_identity(channel, ident, wire, timeout)
-        except Exception as exc:
-            if channel is not None:
-                channel.close()
-            self._finish(None, f"{address}: {exc}")
-            return
-        self._finish((channel, address), None)
-
-    def _finish(self, won: tuple[Channel, str] | None, error: str | None) -> None:
-        with self._lock:
-            self._left -= 1
-            if won is not None and self._winner is None and not self._abandoned:
-                self._winner = won
-                won = None
-            elif error:
-                self._errors.append(error)
-            if self._winner is not None or self._left == 0:
-                self._done.set()
-        if won is not None:
-            won[0].close()  # a slower duplicate
-
-    def result(self, timeout: float) -> tuple[Channel, str]:
-        self._done.wait(timeout)
-        with self._lock:
-            if self._winner is not None:
-                return self._winner
-            self._abandoned = True
-            raise TransportError("no advertised address answered: " + "; ".join(self._errors))
+        except BaseException:
+            channel.close()
+            raise
+        return channel
+    channel, address = first_to_answer(candidates, attempt, timeout=timeout + 1.0,
+                                       failure="no advertised address answered",
+                                       name="skprocessing-share-connect")
+    return wrap(channel), address
 
 
 def _check_identity(channel: Channel, ident: str, wire: Wire, timeout: float) -> None:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..._deadline import Deadline
+
 __all__ = ["waiting_method"]
 
 Call = Callable[[str, tuple, dict], Any]  # (method name, args, kwargs) -> its answer
@@ -26,18 +28,15 @@ _FIRST_PAUSE, _LONGEST_PAUSE = 0.0005, 0.02
 
 def _retry(attempt: Callable[[], tuple[bool, Any]], timeout: float | None) -> tuple[bool, Any]:
     """(True, value) once `attempt` succeeds; (False, None) when `timeout` runs out."""
-    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    deadline = Deadline(None if timeout is None else max(0.0, timeout))
     pause = _FIRST_PAUSE
     while True:
         done, value = attempt()
         if done:
             return True, value
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False, None
-            pause = min(pause, left)
-        time.sleep(pause)
+        if deadline.expired():
+            return False, None
+        time.sleep(deadline.remaining(pause))
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 

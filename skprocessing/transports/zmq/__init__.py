@@ -10,7 +10,9 @@
     protocol.py    the wire protocol: message kinds, envelope, signing, sequence, heartbeats
     heartbeat.py   Liveness settings and the per-session Link
     security.py    keys, HMAC signer, replay guard, bind policy, CurveZMQ
-    agent.py       `python -m skprocessing worker URL`: a worker host joining a head
+
+The worker host (`python -m skprocessing worker URL`) is not here: it is the Pool's, and
+uses only the transport interface (`core/pool/worker_host.py`).
 
 Quick start (one host): `get_transport("tcp://127.0.0.1")`; across hosts, give both sides
 the same key (`SKPROCESSING_KEY`, `key=` or `?key_file=`) and bind `tcp://0.0.0.0:PORT`.

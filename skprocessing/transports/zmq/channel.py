@@ -23,7 +23,26 @@ from .bulk import BulkError, BulkFrames, resolve
 from .inbox import Inbox
 from .protocol import DATA
 
-__all__ = ["ZmqChannel", "PipeEnd"]
+__all__ = ["ZmqChannel", "PipeEnd", "launching", "pickled_for_launch"]
+
+_launch = threading.local()
+
+
+def launching() -> bool:
+    """True while `ZmqTransport.start()` pickles a child's arguments in this thread."""
+    return getattr(_launch, "active", False)
+
+
+class pickled_for_launch:
+    """`with pickled_for_launch():` around pickling a child's arguments: pipe ends (and a
+    transport's keys) may be pickled only then."""
+
+    def __enter__(self) -> None:
+        self.outer = launching()
+        _launch.active = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _launch.active = self.outer
 
 
 class ZmqChannel(Channel):
@@ -223,10 +242,9 @@ class PipeEnd(Channel):
         return self._transport._pipe_token(self._address, self._ticket)
 
     def __reduce__(self):
-        from .transport import launching, rebuild_pipe_end
         if not launching():
             raise TypeError("a pipe end can only be passed to a process through Transport.start()")
-        return rebuild_pipe_end, self._export()
+        return self._transport.rebuild_pipe_end, self._export()  # (its class's, by reference)
 
     def __del__(self) -> None:
         try:

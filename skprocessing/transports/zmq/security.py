@@ -36,7 +36,7 @@ import time
 import zmq
 import zmq.utils.z85
 
-from ...errors import TransportError
+from ...errors import TransportError, TransportRefused
 
 __all__ = ["KEY_ENV", "load_key", "normalise_key", "generate_key", "check_reach", "is_loopback", "Signer", "apply_curve",
            "SessionGuard", "curve_keys", "HOW_TO_MAKE_A_KEY", "inherit_key", "process_key"]
@@ -133,7 +133,7 @@ def is_loopback(address: str) -> bool:
 def check_reach(address: str, key: bytes | None, verb: str) -> None:
     """Refuse to `verb` ("bind"/"connect") beyond loopback without a key."""
     if key is None and not is_loopback(address):
-        raise TransportError(
+        raise TransportRefused(
             f"refusing to {verb} {address} without a key: it is reachable from other hosts, "
             f"and messages carry code. To fix it, {HOW_TO_MAKE_A_KEY}")
 

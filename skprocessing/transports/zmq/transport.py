@@ -44,11 +44,12 @@ from urllib.parse import parse_qsl
 
 import zmq
 
-from ...errors import TransportError
+from ..._deadline import Deadline
+from ...errors import TransportError, TransportRefused
 from .._launcher import LaunchedProcess, get_launcher
 from ..base import Capability, Channel, Listener, SharedInt, Transport
-from ..local import SharedCell
-from .channel import PipeEnd, ZmqChannel
+from .._cells import SharedCell
+from .channel import PipeEnd, ZmqChannel, launching, pickled_for_launch
 from .inbox import Inbox, wait_any
 from .heartbeat import Link, Liveness
 from .protocol import HELLO, new_session, pack_envelope
@@ -57,15 +58,9 @@ from .ports import Port, here
 from .reactor import get_reactor
 from .security import Signer, check_reach, inherit_key, load_key, process_key
 
-__all__ = ["ZmqTransport", "ZmqListener", "launching", "rebuild_pipe_end"]
+__all__ = ["ZmqTransport", "ZmqListener"]
 
 _FLOATS = ("heartbeat", "dead_after", "connect_timeout", "linger")
-_launch = threading.local()
-
-
-def launching() -> bool:
-    """True while `ZmqTransport.start()` pickles a child's arguments in this thread."""
-    return getattr(_launch, "active", False)
 
 
 class ZmqTransport(Transport):
@@ -142,7 +137,7 @@ class ZmqTransport(Transport):
         self._check_curve()
         check_reach(address, self._key, "bind")
         reactor = get_reactor()
-        deadline = time.monotonic() + 1.0
+        deadline = Deadline(1.0)
         while True:
             try:
                 port = reactor.call(reactor.open_port, zmq.ROUTER, address, self._signer,
@@ -151,7 +146,7 @@ class ZmqTransport(Transport):
             except zmq.ZMQError as exc:
                 # ZeroMQ releases a closed socket's port a moment later (in its I/O
                 # thread), so re-binding just after a close may need a few tries.
-                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                if exc.errno != zmq.EADDRINUSE or deadline.expired():
                     raise TransportError(f"cannot listen at {address}: {exc}") from exc
                 time.sleep(0.02)
 
@@ -161,6 +156,9 @@ class ZmqTransport(Transport):
         return f"tcp://{rest.rpartition(':')[0]}:*" if scheme == "tcp" else f"{scheme}://"
 
     def connect(self, address: str, timeout: float | None = None) -> ZmqChannel:
+        if fixed_address(*str(address).partition("://")[::2]) is None:
+            raise TransportRefused(f"{address} names no address to connect to (expected "
+                                   f"tcp://host:port or ipc:///path)")
         self._check_curve()
         check_reach(address, self._key, "connect")
         return self._dial(address, self._signer, None, timeout, self._key)
@@ -249,13 +247,10 @@ class ZmqTransport(Transport):
         Pipe ends in `args` connect back by address; the child inherits this transport's
         key (so `get_transport(url).connect(...)` there just works), and flushes its
         ZeroMQ sockets before it exits, so what it sent last is delivered."""
-        _launch.active = True
-        try:
+        with pickled_for_launch():
             # The keys come first in the pickle, so they are set before `args` (which may
             # hold transports and pipe ends) are rebuilt in the child.
             return get_launcher().start(_child_main, (_Keys(self._key, self._signing_key), entry, args))
-        finally:
-            _launch.active = False
 
     def wait(self, channels: Sequence[Any], timeout: float | None = None) -> list[Any]:
         """Channels (or listeners) among `channels` with something to read or a close.
@@ -295,6 +290,14 @@ class ZmqTransport(Transport):
     def __repr__(self) -> str:
         return f"<ZmqTransport {self.url.partition('?')[0]}>"
 
+    @classmethod
+    def rebuild_pipe_end(cls, address: str, ticket: bytes, pipe_key: bytes,
+                         options: dict[str, Any]) -> PipeEnd:
+        """A pipe end passed to a child, rebuilt there (see `PipeEnd.__reduce__`)."""
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        transport = cls("zmq://" + (f"?{query}" if query else ""), _pipe_key=pipe_key)
+        return PipeEnd(transport, address, ticket)
+
 
 _OURS = (ZmqChannel, PipeEnd, ZmqListener)  # what waits on an Inbox
 
@@ -325,8 +328,3 @@ def _child_main(_keys: None, entry: Callable[..., Any], args: tuple) -> None:
 def _rebuild_transport(url: str, key: bytes | None, pipe_key: bytes) -> ZmqTransport:
     return ZmqTransport(url, key=key, _pipe_key=pipe_key)
 
-
-def rebuild_pipe_end(address: str, ticket: bytes, pipe_key: bytes, options: dict[str, Any]) -> PipeEnd:
-    query = "&".join(f"{k}={v}" for k, v in options.items())
-    transport = ZmqTransport("zmq://" + (f"?{query}" if query else ""), _pipe_key=pipe_key)
-    return PipeEnd(transport, address, ticket)

@@ -2,9 +2,10 @@
 
     python -m skprocessing worker tcp://HEAD:5555 --workers 8 --key-file skprocessing.key
 
-The agent is a nanny. It opens its own signed session with the head (its HELLO says
-"agent"), starts N pool worker processes that connect to the head themselves, and
-watches them:
+The agent is a nanny. It opens its own session with the head (its HELLO says "agent"),
+starts N pool worker processes that connect to the head themselves, and watches them.
+It uses only the transport interface: the URL picks the backend (`get_transport`), its
+query carries the backend's options, so any cross-host backend can carry a worker host:
 
     agent ──session──────────────────────────────► head (Pool, transport tcp://0.0.0.0:5555)
       ├─ worker 1 ──session (HELLO, TASK/RESULT)──►
@@ -28,17 +29,21 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import platform
 import signal
-import socket
 import threading
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from ...errors import ChannelClosed, TransportError
-from .security import KEY_ENV, check_reach
-from .transport import ZmqTransport
+from ..._deadline import Deadline
+from ...errors import ChannelClosed, TransportError, TransportRefused
+from ...serializers.codec import Codec
+from ...transports import get_transport
+from ...transports.base import Transport
+from ._messages import AGENT, DIED, HELLO, KILL
+from ._worker import worker_main
 
 __all__ = ["main", "Agent"]
 
@@ -59,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes to run on this host (default: the CPU count, "
                         "here %(default)s)")
     p.add_argument("--key-file", default=None, metavar="PATH",
-                   help=f"file holding the shared key (default: the environment variable "
-                        f"{KEY_ENV})")
+                   help="file holding the shared key (default: the environment variable "
+                        "SKPROCESSING_KEY)")
     p.add_argument("--curve", action="store_true",
                    help="CurveZMQ encryption; the head must use it too (default: off)")
     p.add_argument("--serializer", default=None, metavar="NAME",
@@ -93,9 +98,8 @@ class _Worker:
 class Agent:
     """Keeps one session with the head and N worker processes; see the module docstring."""
 
-    def __init__(self, transport: ZmqTransport, address: str, workers: int, give_up: float,
+    def __init__(self, transport: Transport, address: str, workers: int, give_up: float,
                  *, serializer: str | None = None, prefetch: int = 4, log_every: float = 10.0):
-        from ...serializers.codec import Codec
         self.transport = transport
         self.address = address
         self.workers = workers
@@ -104,7 +108,7 @@ class Agent:
         self.log_every = log_every
         self.codec = Codec(serializer)
         self.agent_id = uuid.uuid4().hex
-        self.host = socket.gethostname()
+        self.host = platform.node()
         self.stopping = threading.Event()
         self.sessions = 0
         self.running: list[_Worker] = []
@@ -120,6 +124,8 @@ class Agent:
                 try:
                     channel = self.transport.connect(self.address,
                                                      timeout=min(5.0, self._left(last_contact)))
+                except TransportRefused:
+                    raise  # the transport will never connect there: retrying cannot help
                 except TransportError as exc:
                     if self.give_up and time.monotonic() - last_contact >= self.give_up:
                         log.error("giving up: no head at %s for %.0f s (--give-up); last error: %s",
@@ -143,7 +149,6 @@ class Agent:
         return max(0.1, self.give_up - (time.monotonic() - last_contact))
 
     def _session(self, channel: Any) -> None:
-        from ...core.pool._messages import AGENT, HELLO
         try:
             channel.send(self.codec.encode(HELLO, (AGENT, os.getpid(), 0, self.host, self.agent_id)))
             log.info("joined the head at %s (session %d, host %s, agent pid %d); starting %d "
@@ -189,7 +194,6 @@ class Agent:
             self.stopping.wait(WATCH)
 
     def _read(self, channel: Any) -> None:
-        from ...core.pool._messages import KILL
         while (frames := channel.recv(timeout=0)) is not None:
             try:
                 kind, pid = self.codec.decode(frames)
@@ -202,15 +206,13 @@ class Agent:
                     worker.handle.kill()
 
     def _report(self, channel: Any, pid: int | None, code: int) -> None:
-        from ...core.pool._messages import DIED
         channel.send(self.codec.encode(DIED, (pid, code)))
 
     # -- workers -----------------------------------------------------------------------------
     def _start_workers(self, count: int) -> None:
-        from ...core.pool._worker import worker_main
         for _ in range(count):
             done = self.transport.shared_int()
-            handle = self.transport.start(worker_main, self.transport.url, self.address,
+            handle = self.transport.start(worker_main, self.transport.spec(), self.address,
                                           self.codec.token(), None, self.prefetch,
                                           self.agent_id, done)
             self.running.append(_Worker(handle, done))
@@ -226,9 +228,9 @@ class Agent:
         self._count()
         for worker in self.running:
             worker.handle.terminate()
-        deadline = time.monotonic() + 5.0
+        deadline = Deadline(5.0)
         for worker in self.running:
-            if not worker.handle.join(max(0.0, deadline - time.monotonic())):
+            if not worker.handle.join(deadline.remaining()):
                 worker.handle.kill()
                 worker.handle.join(1.0)
         if self.running:
@@ -247,6 +249,8 @@ def _spec(args: argparse.Namespace) -> str:
     options.setdefault("dead_after", str(args.dead_after))
     if args.curve:
         options["curve"] = "1"
+    if args.key_file:
+        options["key_file"] = args.key_file
     return f"{base}?{urlencode(options)}"
 
 
@@ -258,18 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.workers < 1 or args.prefetch < 1:
             raise ValueError("--workers and --prefetch must be at least 1")
-        transport = ZmqTransport(_spec(args), key_file=args.key_file)
-        if transport.address is None:
-            raise TransportError(f"{args.url} names no head address (expected tcp://host:port "
-                                 f"or ipc:///path)")
-        check_reach(transport.address, transport._key, "connect")
+        transport = get_transport(_spec(args))
     except (TransportError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    agent = Agent(transport, transport.address, args.workers, args.give_up,
+    agent = Agent(transport, args.url.partition("?")[0], args.workers, args.give_up,
                   serializer=args.serializer, prefetch=args.prefetch, log_every=args.log_every)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.stopping.set())
-    code = agent.run()
+    try:
+        code = agent.run()
+    except TransportRefused as exc:
+        log.error("%s", exc)
+        return 2
     log.info("worker agent exiting")
     return code
