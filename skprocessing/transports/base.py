@@ -167,6 +167,9 @@ class Transport(ABC):
     capabilities: frozenset[Capability] = frozenset()
     url: str | None = None
     """What `get_transport()` rebuilds this transport from (see `spec()`), if anything."""
+    dead_after: float | None = None
+    """Seconds of silence after which this transport declares a peer dead; None: it never
+    judges by silence (its channels close when their peer does)."""
 
     @abstractmethod
     def pipe(self, duplex: bool = True) -> tuple[Channel, Channel]:

@@ -30,7 +30,7 @@ class Backlog:
         self._chunk_ids = itertools.count(1)
 
     def add(self, call: Call) -> None:
-        call.queued_at = time.monotonic()  # type: ignore[attr-defined]  # see Hosts
+        call.queued_at = time.monotonic()
         self.calls.append(call)
 
     def prune(self) -> None:

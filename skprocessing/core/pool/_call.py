@@ -54,6 +54,7 @@ class Call:
         # dropped, never run), .changed(call) once a chunk is ready or the call is over;
         # both on the scheduler's thread, so they only record and hand on (the Executor).
         self.watch: Any = None
+        self.queued_at = 0.0  # when the scheduler took it (a wait for a first worker counts from it)
         # Serialized bytes per item, items and results, for the read-ahead's byte bound.
         self._sent_bytes = self._sent_items = self._back_bytes = self._back_items = 0
         self._cond = threading.Condition(threading.Lock())

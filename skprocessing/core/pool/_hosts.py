@@ -141,4 +141,4 @@ class Hosts:
 
     def _waiting_since(self, call: Call) -> float:
         """Since when `call` has waited with no worker connected."""
-        return max(self._no_workers_since or 0.0, getattr(call, "queued_at", 0.0))
+        return max(self._no_workers_since or 0.0, call.queued_at)

@@ -179,8 +179,8 @@ class Client:
             # After a break, the coordinator gets as long to answer as the transport gives
             # a silent peer before it declares it dead: `dead_after` is the one knob.
             timeout = _CONNECT_TIMEOUT
-            if recovering:
-                timeout = getattr(getattr(transport, "liveness", None), "dead_after", timeout)
+            if recovering and transport.dead_after is not None:
+                timeout = transport.dead_after
             self._channel, _ = open_connection(transport, self.candidates or (self.address,),
                                                self.key, self.codec, timeout, self._journal)
         except (TransportError, OSError, ValueError) as exc:

@@ -92,6 +92,7 @@ class ZmqTransport(Transport):
         self._key = load_key(key, opts.get("key_file"))
         self.curve = str(opts.get("curve", "0")).lower() in ("1", "true", "yes", "on")
         self.liveness = Liveness(float(opts.get("heartbeat", 1.0)), float(opts.get("dead_after", 4.0)))
+        self.dead_after = self.liveness.dead_after
         self.connect_timeout = float(opts.get("connect_timeout", 30.0))
         self._options = {"linger": float(opts.get("linger", 1.0)), "hwm": int(opts.get("hwm", 1000))}
         self._opts = opts
