@@ -14,12 +14,13 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["at_process_exit", "run_exit_hooks", "process_entry"]
+__all__ = ["at_process_exit", "run_exit_hooks", "process_entry", "owns_process", "end_process_now"]
 
 Entry = TypeVar("Entry", bound=Callable[..., Any])
 
@@ -57,6 +58,7 @@ def run_exit_hooks() -> None:
 
 
 _entries = threading.local()
+_owner = False  # an entry runs on this interpreter's main thread: the process is the entry's
 
 
 def process_entry(entry: Entry) -> Entry:
@@ -65,8 +67,11 @@ def process_entry(entry: Entry) -> Entry:
     process's engine goes on after it)."""
     @functools.wraps(entry)
     def run(*args: Any, **kwargs: Any) -> Any:
+        global _owner
         depth = getattr(_entries, "depth", 0)
         _entries.depth = depth + 1
+        if depth == 0 and threading.current_thread() is threading.main_thread():
+            _owner = True
         try:
             return entry(*args, **kwargs)
         finally:
@@ -74,6 +79,24 @@ def process_entry(entry: Entry) -> Entry:
             if depth == 0:
                 run_exit_hooks()
     return run  # type: ignore[return-value]
+
+
+def owns_process() -> bool:
+    """True when an entry of the core runs on this interpreter's main thread, so the OS
+    process is the entry's own: it may set signal handlers and end itself. False in the
+    user's own program, and for an entry that a backend runs on a thread of a process it
+    shares (threads standing in for processes): such an entry leaves the process alone."""
+    return _owner
+
+
+def end_process_now() -> bool:
+    """End this process at once (as SIGKILL: no hooks, no flush) if an entry owns it; else
+    return False and let the caller stop its own work (its backend has declared the
+    "process" dead and closed its channels)."""
+    if not _owner:
+        return False
+    os.kill(os.getpid(), signal.SIGKILL)
+    return True  # (not reached)
 
 
 def _reset_lock() -> None:

@@ -35,7 +35,7 @@ from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Buffer, Channel, Frames, ProcessHandle, Transport
 from . import engine
-from ._exit import process_entry
+from ._exit import end_process_now, process_entry
 from ._signals import Flag, PlainCounter, PlainFlag
 from .modifiers import run_in_thread
 from ._race import first_to_answer
@@ -252,6 +252,12 @@ class _Relay:
         with self._lock:
             self.control.send(frames)
 
+    def _die(self) -> None:
+        """SIGKILL this process; where it is not the entry's own (a backend's thread), stop
+        the engine at its next check instead: the backend already declared it dead."""
+        if not end_process_now():
+            self.stop.set()
+
     def _serve(self) -> None:
         try:
             self._relay()
@@ -265,14 +271,15 @@ class _Relay:
                 frames = self.control.recv(_REPORT_EVERY)
             except ChannelClosed:
                 if not self._finished.is_set():
-                    _die()  # the parent is gone: like a local child, do not outlive it
+                    self._die()  # the parent is gone: like a local child, do not outlive it
                 return
             if frames is not None:
                 kind = frames[0][0] if frames and len(frames[0]) else None
                 if kind == engine.STOP:
                     self.stop.set()
                 elif kind == engine.KILL and not self._finished.is_set():
-                    _die()  # (once finished, this worker may be running someone else's task)
+                    self._die()  # (once finished, this worker may be running someone else's task)
+                    return
             run = self.counter.value
             if run != reported and not self._finished.is_set():
                 reported = run
@@ -372,7 +379,4 @@ def _send_quietly(channel: Channel, frames: Frames) -> None:
     except ChannelClosed:
         pass  # the process is already gone; the outcome or its death says so
 
-
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
 

@@ -191,6 +191,8 @@ def test_wait_returns_ready_channels_or_empty_on_timeout(transport):
 
 
 def test_fileno_is_selectable(transport):
+    if Capability.SELECTABLE_FDS not in transport.capabilities:
+        pytest.skip("a backend without selectable fds offers no fileno()")
     a, b = transport.pipe()
     assert select.select([b.fileno()], [], [], 0.05)[0] == []
     a.send([b"wake"])
@@ -235,7 +237,10 @@ def test_child_connects_to_a_listener(transport, assert_reaped):
     assert_reaped(handle.pid)
     channel = listener.accept(timeout=20)
     assert channel is not None
-    assert channel.recv(timeout=10) == [b"hello", str(handle.pid).encode()]
+    hello, pid = channel.recv(timeout=10)
+    assert hello == b"hello"
+    if handle.pid is not None:  # (a backend whose processes are threads has no pids)
+        assert pid == str(handle.pid).encode()
     channel.send([b"echo me"])
     assert channel.recv(timeout=10) == [b"echo me"]
     channel.close(), listener.close()

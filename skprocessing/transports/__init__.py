@@ -23,6 +23,7 @@ ENV_VAR = "SKPROCESSING_TRANSPORT"
 _LOCAL = "skprocessing.transports.local:LocalTransport"
 _schemes: dict[str, str | Callable[[str], Transport]] = {
     "local": _LOCAL,
+    "memory": "skprocessing.transports.memory:MemoryTransport",
     "zmq": "skprocessing.transports.zmq:ZmqTransport",
     "tcp": "skprocessing.transports.zmq:ZmqTransport",
     "ipc": "skprocessing.transports.zmq:ZmqTransport",

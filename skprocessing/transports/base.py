@@ -45,6 +45,10 @@ class Capability(enum.Enum):
     SAME_HOST_MEMORY = "same-host-memory"
     """`shared_int()` works: the processes `start()` makes share memory with this one."""
 
+    SELECTABLE_FDS = "selectable-fds"
+    """`fileno()` of a channel or listener turns readable with it, so a caller may wait on
+    it with select/poll beside descriptors of its own (the core itself never does)."""
+
     DEATH_CLOSES_CHANNELS = "death-closes-channels"
     """A process's channels close the moment it dies, after everything it sent: nobody
     needs to watch its `ProcessHandle` to notice the death or to hear its last words."""

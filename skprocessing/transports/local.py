@@ -116,7 +116,7 @@ class LocalTransport(Transport):
     name = "local"
     # A Unix socket send lands in the peer's buffer; a dead process's sockets close at once.
     capabilities = frozenset({Capability.IMMEDIATE_DELIVERY, Capability.DEATH_CLOSES_CHANNELS,
-                              Capability.SAME_HOST_MEMORY})
+                              Capability.SAME_HOST_MEMORY, Capability.SELECTABLE_FDS})
 
     def __init__(self, url: str | None = None):
         self.url = url or "local://"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skprocessing.transports.local import LocalTransport
+from skprocessing.transports.memory import MemoryTransport
 from skprocessing.transports.zmq import ZmqTransport
 
 # Short heartbeats so that a lost peer is noticed quickly in tests.
@@ -13,6 +14,7 @@ _LIVENESS = f"heartbeat={HEARTBEAT}&dead_after={DEAD_AFTER}"
 
 TRANSPORTS = {
     "local": lambda: LocalTransport(),
+    "memory": lambda: MemoryTransport(),
     "zmq-tcp": lambda: ZmqTransport(f"tcp://127.0.0.1?{_LIVENESS}"),
     "zmq-ipc": lambda: ZmqTransport(f"ipc://?{_LIVENESS}"),
 }

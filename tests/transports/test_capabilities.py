@@ -60,9 +60,11 @@ def test_a_renamed_local_transport_gets_the_same_core_behaviour():
 def test_the_backends_declare_what_the_core_reads():
     assert get_transport("local://").capabilities == {Capability.IMMEDIATE_DELIVERY,
                                                       Capability.DEATH_CLOSES_CHANNELS,
-                                                      Capability.SAME_HOST_MEMORY}
+                                                      Capability.SAME_HOST_MEMORY,
+                                                      Capability.SELECTABLE_FDS}
     zmq = get_transport("tcp://127.0.0.1:0")
-    assert zmq.capabilities == {Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY}
+    assert zmq.capabilities == {Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY,
+                                Capability.SELECTABLE_FDS}
     assert zmq.address_beside("tcp://127.0.0.1:5555") == "tcp://127.0.0.1:*"
     assert zmq.address_beside("ipc:///tmp/x") == "ipc://"
     assert Syncing is not Direct  # the two connection kinds a Share chooses between

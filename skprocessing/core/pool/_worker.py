@@ -26,7 +26,7 @@ from ...errors import ChannelClosed, DeserializationError, ProcessError, Seriali
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames, SharedInt
-from .._exit import process_entry
+from .._exit import owns_process, process_entry
 from .._held import ordered_send
 from .._signals import PlainCounter, PlainFlag
 from ._messages import FUNC, HELLO, RESULT, STARTED, STOP, TASK, pack_error, strip_error
@@ -40,8 +40,9 @@ def worker_main(transport_spec: str, address: str, codec_token: Any, worker_id: 
     """Entry point of a pool worker (started through `Transport.start`). `agent_id`: the
     agent (nanny) that started it, if any; `done`: a counter of items finished, which the
     agent reads for its throughput log."""
-    # Ctrl-C reaches the whole terminal process group; the head decides what it cancels.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if owns_process():  # (a backend's thread shares its process's handlers: leave them)
+        # Ctrl-C reaches the whole terminal process group; the head decides what it cancels.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     codec = Codec.from_token(codec_token)
     channel = get_transport(transport_spec).connect(address, timeout=30.0)
     channel.send(codec.encode(HELLO, (worker_id, os.getpid(), credits, platform.node(),

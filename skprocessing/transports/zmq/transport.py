@@ -69,7 +69,8 @@ class ZmqTransport(Transport):
     name = "zmq"
     # Sends go out on the reactor thread (asynchronously); a host's death shows only as
     # heartbeat silence.
-    capabilities = frozenset({Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY})
+    capabilities = frozenset({Capability.CROSS_HOST, Capability.SAME_HOST_MEMORY,
+                              Capability.SELECTABLE_FDS})
 
     def __init__(self, url: str = "zmq://", *, key: bytes | str | None = None,
                  key_file: str | None = None, curve: bool | None = None,
