@@ -121,16 +121,15 @@ class _ParentLink:
 
     def kill(self) -> None:
         self.handle.kill()
-        self.handle.join(5.0)
+        self.handle.wait(5.0)
 
     def settle(self) -> None:
         """The outcome came: the child is ending; let it finish."""
-        self.handle.join(5.0)
+        self.handle.wait(5.0)
 
     def death(self) -> tuple[int | None, str]:
         """(exit code, how the child ended) when it ended without an outcome."""
-        self.handle.join(5.0)
-        code = self.handle.exitcode
+        code = self.handle.wait(5.0)
         how = (f"was killed by signal {-code}" if code is not None and code < 0
                else f"exited with code {code}")
         return code, how
@@ -166,12 +165,12 @@ class _RemoteLink(_RelayedLink):
 
     def settle(self) -> None:
         if not self.handle.abandoned:
-            self.handle.join(5.0)
+            self.handle.wait(5.0)
             self.handle.finish()
 
     def death(self) -> tuple[int | None, str]:
         self.handle.abandon()  # the pool must not run it again elsewhere
-        return self.handle.exitcode, self.handle.lost()
+        return self.handle.wait(0), self.handle.lost()
 
 
 class _ChildLink:
@@ -306,7 +305,7 @@ class Skprocess:
         None; a death that was not asked for raises `ProcessDiedError`)."""
         link = self._parent_link("kill")
         link.killed = link.outcome is None
-        if link.handle.is_alive():
+        if link.handle.wait(0) is None:
             link.kill()
         if not self._collect(0):
             # A remote worker's death reaches the control channel only with the transport's
@@ -316,7 +315,7 @@ class Skprocess:
     @property
     def is_alive(self) -> bool:
         link = self._sk
-        return isinstance(link, _ParentLink) and link.outcome is None and link.handle.is_alive()
+        return isinstance(link, _ParentLink) and link.outcome is None and link.handle.wait(0) is None
 
     @property
     def current_run(self) -> int:

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import ChannelClosed, ProcessError, ResultTimeoutError, StateError, TransportError
+from ..errors import ChannelClosed, ProcessDiedError, ProcessError, ResultTimeoutError, StateError, TransportError
 from ..serializers.codec import Codec
 from ..transports import get_transport
 from ..transports.base import Buffer, Channel, Frames, ProcessHandle, Transport
@@ -87,28 +87,19 @@ class RemoteHandle(ProcessHandle):
         self._killed = False
         self.abandoned = False
 
-    def is_alive(self) -> bool:
-        return not self._done.done()
-
-    def join(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None) -> int | None:
+        """None while its pool task runs; then 0 (it ended), -SIGKILL (killed: certain at
+        once), or the exit code of the worker it was lost with (1 when none is known)."""
+        if self._killed:
+            return -signal.SIGKILL
         try:
             self._done.result(timeout)
         except TimeoutError:
-            return False
-        except BaseException:
-            pass  # the task's own failure; the process's outcome says what happened
-        return True
-
-    @property
-    def exitcode(self) -> int | None:
-        if self._killed:
-            return -signal.SIGKILL
-        if not self._done.done():
             return None
-        return 0 if self._done.exception() is None else None
-
-    def terminate(self) -> None:
-        self.kill()
+        except BaseException as exc:  # the task's failure; the process's outcome says what happened
+            known = isinstance(exc, ProcessDiedError) and exc.exitcode is not None
+            return exc.exitcode if known else 1
+        return 0
 
     def kill(self) -> None:
         """SIGKILL, twice over: the worker's relay kills its own process at once, and the

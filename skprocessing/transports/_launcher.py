@@ -107,7 +107,7 @@ class LaunchedProcess(ProcessHandle):
         self._lock = threading.Lock()
 
     def _collect(self, timeout: float | None) -> bool:
-        # Another thread may be blocked in join(); wait for its lock no longer than asked.
+        # Another thread may be blocked in wait(); wait for its lock no longer than asked.
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return self._exitcode is not None
         try:
@@ -123,25 +123,18 @@ class LaunchedProcess(ProcessHandle):
         finally:
             self._lock.release()
 
-    def is_alive(self) -> bool:
-        return not self._collect(0)
-
-    def join(self, timeout: float | None = None) -> bool:
-        return self._collect(timeout)
-
-    @property
-    def exitcode(self) -> int | None:
-        self._collect(0)
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._collect(timeout)
         return self._exitcode
 
     def _signal(self, signum: int) -> None:
-        if self.is_alive():
+        if not self._collect(0):  # (reaped: the pid may belong to someone else now)
             try:
                 os.kill(self.pid, signum)
             except ProcessLookupError:
                 pass
 
-    def terminate(self) -> None:
+    def cancel(self) -> None:
         self._signal(signal.SIGTERM)
 
     def kill(self) -> None:

@@ -6,7 +6,8 @@ nothing else; `multiprocessing`, sockets and ZeroMQ live in the backends below t
     Transport ──┬─ pipe()      -> (Channel, Channel)   two connected ends, passable to start()
                 ├─ listen(addr)-> Listener             accept() Channels from anyone who connects
                 ├─ connect(addr) -> Channel
-                ├─ start(entry, *args) -> ProcessHandle   run entry(*args) in a new process
+                ├─ start(entry, *args) -> ProcessHandle   run entry(*args) in a new process:
+                │                          wait(timeout) -> exit code | None, kill(), cancel()
                 ├─ prepare()                           be ready to start (before spawning threads)
                 ├─ wait(channels, timeout) -> ready channels
                 └─ shared_int() -> SharedInt            with Capability.SAME_HOST_MEMORY only
@@ -139,29 +140,25 @@ class Listener(ABC):
 
 
 class ProcessHandle(ABC):
-    """A process started by a transport; the transport reaps it, this handle observes."""
+    """A process started by a transport; the transport reaps it, this handle observes it
+    and may end it. Every method is safe from any thread, and after the end."""
 
-    pid: int | None
-
-    @abstractmethod
-    def is_alive(self) -> bool: ...
-
-    @abstractmethod
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the process to end; False if it is still running after `timeout`."""
-
-    @property
-    @abstractmethod
-    def exitcode(self) -> int | None:
-        """None while running; the exit status, or -N when ended by signal N."""
+    pid: int | None = None
+    """The OS process id, for messages and tools; None for a backend without pids."""
 
     @abstractmethod
-    def terminate(self) -> None:
-        """Ask the process to end (SIGTERM)."""
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the end: the exit code (-N when ended by signal N), or None while it
+        still runs after `timeout` (`wait(0)` only looks)."""
 
     @abstractmethod
     def kill(self) -> None:
-        """End the process at once (SIGKILL)."""
+        """End the process at once (SIGKILL: no cleanup runs). What a backend that cannot
+        force an end does instead, it documents (memory.py: declared dead, abandoned)."""
+
+    def cancel(self) -> None:
+        """Ask the process to end (SIGTERM: it may clean up). The default is `kill()`."""
+        self.kill()
 
 
 class Transport(ABC):

@@ -167,20 +167,11 @@ class MemoryProcess(ProcessHandle):
                 channel.close()
         self._ended.set()
 
-    def is_alive(self) -> bool:
-        return not self._ended.is_set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        return self._ended.wait(timeout)
-
-    @property
-    def exitcode(self) -> int | None:
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._ended.wait(timeout)
         return self._code
 
-    def terminate(self) -> None:
-        self.kill()  # a thread cannot be asked to stop either
-
-    def kill(self) -> None:
+    def kill(self) -> None:  # (also cancel(): a thread cannot be asked to stop either)
         self._end(-signal.SIGKILL)
 
 

@@ -191,8 +191,7 @@ def test_a_worker_that_joins_by_address_gets_work_and_is_stopped_on_close():
             pids |= set(pool.map(_pid_after, range(20), chunksize=1))
         assert pids <= {guest.pid, *own}
         assert guest.pid not in pool.worker_pids  # not ours to kill or replace
-    assert guest.join(30)  # close() told it to STOP
-    assert guest.exitcode == 0
+    assert guest.wait(30) == 0  # close() told it to STOP
 
 
 def _pid_after(_):

@@ -241,7 +241,7 @@ def test_killed_coordinator_fails_every_call_quickly(assert_reaped):
     handle = share._sk_owner.handle
     assert_reaped(handle.pid)
     handle.kill()
-    handle.join(5)
+    handle.wait(5)
     with pytest.raises(ShareError, match="gone|reach"):
         share.items.append(1)
         share.items.copy()

@@ -145,7 +145,7 @@ def test_a_process_on_the_local_transport_loses_no_write_when_it_exits(assert_re
             assert_reaped(worker._sk.handle.pid)
         for worker in workers:
             worker.result()
-            assert worker._sk.handle.join(30)
+            assert worker._sk.handle.wait(30) is not None
         assert share.counter == 6002
         assert sorted(share.items) == sorted(list(range(3001)) * 2)
     finally:

@@ -142,7 +142,7 @@ def test_share_passed_to_processes_started_by_the_transport(share):
     transport = get_transport()
     handles = [transport.start(_transport_entry, share, 1000) for _ in range(3)]
     for handle in handles:
-        assert handle.join(60) and handle.exitcode == 0
+        assert handle.wait(60) == 0
     assert share.counter == 3000 and share.done == [True] * 3
 
 

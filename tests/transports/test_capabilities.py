@@ -155,7 +155,7 @@ def test_without_shared_memory_stop_and_current_run_travel_as_messages(assert_re
     process.stop()  # a STOP message on the control channel
     runs = process.result()
     assert runs >= 3 and process.current_run == runs
-    assert process._sk.handle.join(20) and process._sk.handle.exitcode == 0
+    assert process._sk.handle.wait(20) == 0
 
 
 _PROBED = {"buffered", "ready", "_inbox", "url", "_export_fd", "_import_fd"}

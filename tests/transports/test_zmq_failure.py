@@ -148,7 +148,7 @@ def test_a_busy_peer_is_not_declared_dead(zmq_transport, assert_reaped):
     assert mine.recv(timeout=20) == [b"started"]
     assert mine.recv(timeout=4 * DEAD_AFTER + 10)[0] == b"done"
     mine.send([b"bye"])
-    assert handle.join(10)
+    assert handle.wait(10) is not None
     mine.close()
 
 
@@ -202,12 +202,12 @@ def test_a_stopped_peer_on_this_host_blocks_the_sender_and_is_dead_only_once_kil
         assert outcome, "the sender was never released"
         assert "exited" in str(outcome[0]) or "unreachable" in str(outcome[0]), outcome[0]
     finally:
-        if handle.exitcode is None:
+        if handle.wait(0) is None:
             os.kill(handle.pid, signal.SIGCONT)
         handle.kill()
         # Reaped before the fixture looks: /proc/<pid>/stat of a process caught in the
         # middle of its exit raises ProcessLookupError, which the check does not expect.
-        handle.join(10)
+        handle.wait(10)
     mine.close()
 
 

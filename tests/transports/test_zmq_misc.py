@@ -195,7 +195,7 @@ def test_exit_hooks_run_in_a_started_child_last_registered_first(url, assert_rea
     assert_reaped(handle.pid)
     theirs.close()
     assert [bytes(mine.recv(timeout=20)[0]) for _ in range(2)] == [b"second", b"first"]
-    assert handle.join(20) and handle.exitcode == 0
+    assert handle.wait(20) == 0
     mine.close()
 
 
@@ -220,7 +220,7 @@ def test_a_started_child_runs_its_atexit_handlers_and_delivers_what_they_send(ur
     channel = listener.accept(timeout=20)
     assert channel is not None
     assert bytes(channel.recv(timeout=20)[0]) == b"from atexit"
-    assert handle.join(20) and handle.exitcode == 0
+    assert handle.wait(20) == 0
     channel.close()
     listener.close()
 

@@ -274,7 +274,7 @@ def test_unkeyed_loopback_is_private_to_this_process_tree(monkeypatch, assert_re
     channel = listener.accept(timeout=20)
     assert channel is not None and channel.recv(timeout=10)[0] == b"hello"
     channel.close(), listener.close()
-    assert handle.join(10)
+    assert handle.wait(10) is not None
 
 
 # -- the same-host bulk path (transports/zmq/bulk.py) -------------------------------------------

@@ -90,9 +90,9 @@ class Faults:
         if slot.handle is not None:
             # for its exit code in the error message; a process whose channel closed while
             # it lives on (user code closed its descriptors) is ended, not left running
-            if not slot.handle.join(1.0):
+            if slot.handle.wait(1.0) is None:
                 slot.handle.kill()
-                slot.handle.join(5.0)
+                slot.handle.wait(5.0)
         why = (_WHY_REMOTE if slot.handle is None else _WHY_LOCAL).get(fate, "?")
         self._activity.lost(slot.pid, slot.host, f"{slot.describe()}: {why}", held)
         if slot.handle is not None:
@@ -127,7 +127,7 @@ class Faults:
             allowed = call.retries if self._reliable_last_words else max(call.retries, 1)
             if chunk.deaths > allowed:
                 times = f" ({chunk.deaths} attempts)" if chunk.deaths > 1 else ""
-                code = slot.handle.exitcode if slot.handle is not None else (
+                code = slot.handle.wait(0) if slot.handle is not None else (
                     slot.fate[1] if slot.fate and slot.fate[0] == "died" else None)
                 self._backlog.fail_chunk(chunk, ProcessDiedError(
                     f"{chunk.describe()} of {call.name} did not finish: {slot.describe()} "
@@ -163,4 +163,4 @@ class Faults:
             f"{chunk.describe()} of {chunk.call.name} never started: {chunk.early_deaths} "
             f"workers died before they could begin it, the last one {slot.describe()}; "
             f"loading the callable or these items may be what kills them",
-            exitcode=slot.handle and slot.handle.exitcode))
+            exitcode=slot.handle and slot.handle.wait(0)))

@@ -89,7 +89,7 @@ class Hosts:
             self._next_handle_check = now + HANDLE_CHECK
             for slot in slots.values():
                 if (slot.handle is not None and slot.settle_at is None
-                        and not slot.handle.is_alive()):
+                        and slot.handle.wait(0) is not None):
                     self._settle_later(slot)
         for channel in list(self._settling):
             slot = slots.get(channel)

@@ -61,7 +61,7 @@ class WorkerSlot:
     def describe(self) -> str:
         how = ""
         if self.handle is not None:
-            code = self.handle.exitcode
+            code = self.handle.wait(0)
             if code is not None:
                 how = f" killed by signal {-code}" if code < 0 else f" exited with code {code}"
         elif self.fate is not None and self.fate[0] == "died":
@@ -120,13 +120,14 @@ class Workers:
     def check_starting(self) -> None:
         """Replace workers that died before their HELLO; too many in a row break the pool."""
         for worker_id, handle in list(self.starting.items()):
-            if handle.is_alive():
+            code = handle.wait(0)
+            if code is None:
                 continue
             del self.starting[worker_id]
             self._boot_failures += 1
             if self._boot_failures >= BOOT_FAILURES:
                 raise ProcessError(f"pool workers exit before they start working (the last "
-                                   f"exited with code {handle.exitcode}); see their stderr")
+                                   f"exited with code {code}); see their stderr")
             self.replace()
 
     def remove(self, slot: WorkerSlot) -> None:
@@ -154,9 +155,9 @@ class Workers:
                 handle.kill()
         deadline = Deadline(5.0)
         for handle in [*handles, *self.starting.values()]:
-            if not handle.join(deadline.remaining()):
+            if handle.wait(deadline.remaining()) is None:
                 handle.kill()
-                handle.join(1.0)
+                handle.wait(1.0)
         for slot in self.slots.values():
             slot.channel.close()
         for channel in self.agents:

@@ -170,9 +170,10 @@ class Agent:
             self._read(channel)  # a closed session raises ChannelClosed here
             now = time.monotonic()
             self._count()
-            for worker in [w for w in self.running if not w.handle.is_alive()]:
+            for worker, code in [(w, w.handle.wait(0)) for w in self.running]:
+                if code is None:
+                    continue  # still running
                 self.running.remove(worker)
-                code = worker.handle.exitcode
                 if code:
                     self.deaths += 1
                     log.warning("worker pid %s died (%s); telling the head and replacing it",
@@ -227,12 +228,12 @@ class Agent:
     def _stop_workers(self) -> None:
         self._count()
         for worker in self.running:
-            worker.handle.terminate()
+            worker.handle.cancel()
         deadline = Deadline(5.0)
         for worker in self.running:
-            if not worker.handle.join(deadline.remaining()):
+            if worker.handle.wait(deadline.remaining()) is None:
                 worker.handle.kill()
-                worker.handle.join(1.0)
+                worker.handle.wait(1.0)
         if self.running:
             log.info("stopped %d worker(s)", len(self.running))
         self.running.clear()

@@ -202,10 +202,10 @@ def _shut_down(handle: ProcessHandle, control: Channel, timeout: float = 1.0) ->
         control.send([coordinator.STOP])
     except Exception:
         pass
-    clean = handle.join(timeout)
+    clean = handle.wait(timeout) is not None
     if not clean:
         handle.kill()
-        handle.join(5.0)
+        handle.wait(5.0)
     control.close()
     return clean
 
@@ -280,13 +280,13 @@ class Share:
         owner = self._owned()
         if owner is None:
             return self._sk_client.error is None and self._sk_client.address is not None
-        return owner.running and owner.handle.is_alive()
+        return owner.running and owner.handle.wait(0) is None
 
     @property
     def has_error(self) -> bool:
         """True when the coordinator died or the last exchange with it failed."""
         owner = self._owned()
-        died = owner is not None and owner.running and not owner.handle.is_alive()
+        died = owner is not None and owner.running and owner.handle.wait(0) is not None
         return died or self._sk_client.error is not None
 
     def reconnect_all(self, *, start_threads: bool = False, **auth: Any) -> dict[str, Any]:
