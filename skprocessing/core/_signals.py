@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
+from .._deadline import Deadline
 from ..transports.base import SharedInt
 
 __all__ = ["Flag", "Counter", "PlainFlag", "PlainCounter", "SharedFlag"]
@@ -34,9 +35,9 @@ class Flag(ABC):
 
     def wait(self, timeout: float | None = None, interval: float = 0.005) -> bool:
         """Wait until set; False if `timeout` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not self.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.expired():
                 return False
             time.sleep(interval)
         return True

@@ -11,9 +11,9 @@ from __future__ import annotations
 import collections
 import enum
 import threading
-import time
 from typing import Any
 
+from .._deadline import Deadline
 from .._seconds import seconds
 from ..errors import (ChannelClosed, ProcessDiedError, ProcessError, RemoteTraceback,
                       ResultTimeoutError, StateError)
@@ -83,14 +83,13 @@ class _ParentLink:
 
     def next_message(self, timeout: float | None) -> Frames | None:
         """The next tell from the child, or None after `timeout`; ChannelClosed once gone."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         if not self.reading.acquire(timeout=-1 if timeout is None else timeout):
             return None
         try:
             if self.inbox:
                 return self.inbox.popleft()
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return self.messages.recv(left)
+            return self.messages.recv(deadline.remaining())
         finally:
             self.reading.release()
 
@@ -423,7 +422,7 @@ class Skprocess:
         Another thread already waiting is waited for no longer than `timeout`. `dead`:
         the process is known to be gone; take its death as the outcome now."""
         link = self._sk
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         if not link.lock.acquire(timeout=-1 if timeout is None else timeout):
             return link.outcome is not None
         try:
@@ -431,8 +430,7 @@ class Skprocess:
                 return True
             outcome = self._death_outcome(link) if dead else None
             while outcome is None:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if link.early is None and not self._await_outcome(link, left):
+                if link.early is None and not self._await_outcome(link, deadline.remaining()):
                     return False
                 try:
                     frames, link.early = link.early or link.control.recv(), None
@@ -452,9 +450,9 @@ class Skprocess:
     @staticmethod
     def _await_outcome(link: _ParentLink, timeout: float | None) -> bool:
         """Wait until the control channel is readable, draining tells meanwhile."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            left = deadline.remaining()
             watched = [link.control, link.messages] if link.messages_open else [link.control]
             ready = link.transport.wait(watched, left)
             if link.control in ready:

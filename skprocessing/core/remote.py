@@ -26,7 +26,6 @@ import os
 import platform
 import signal
 import threading
-import time
 from concurrent.futures import Future
 from typing import Any
 
