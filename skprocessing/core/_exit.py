@@ -4,7 +4,8 @@ A process the core starts (a Skprocess child, a pool worker, a Share coordinator
 of the core's entry functions, decorated with `@process_entry`: when the entry returns or
 raises, the hooks registered here run, last registered first, before the transport ends
 the process, or goes on with a process that outlives the entry (a backend whose
-processes are threads or long-lived workers). A Share client registers one to send the
+processes are threads or long-lived workers: on a thread they run and stay registered,
+for the interpreter's own exit). A Share client registers one to send the
 writes it still batches. An ordinary interpreter exit runs them from `atexit`, before
 the handlers registered earlier (a transport's, which deliver what the hooks sent).
 """
@@ -42,19 +43,31 @@ def at_process_exit(hook: Callable[[], None]) -> None:
         atexit.register(run_exit_hooks)
 
 
-def run_exit_hooks() -> None:
-    """Run (and forget) every registered hook, last registered first."""
+def run_exit_hooks(forget: bool = True) -> None:
+    """Run every registered hook, last registered first, and forget them; with `forget`
+    False (an entry ended on a thread of a process that goes on) keep them for the
+    process's own exit."""
+    if not forget:
+        with _lock:
+            hooks = list(_hooks)
+        for hook in reversed(hooks):
+            _call(hook)
+        return
     while True:
         with _lock:
             if not _hooks:
                 return
             hook = _hooks.pop()
-        try:
-            hook()
-        except Exception:
-            import traceback
-            print("skprocessing: an exit hook failed:", file=sys.stderr)
-            traceback.print_exc()
+        _call(hook)
+
+
+def _call(hook: Callable[[], None]) -> None:
+    try:
+        hook()
+    except Exception:
+        import traceback
+        print("skprocessing: an exit hook failed:", file=sys.stderr)
+        traceback.print_exc()
 
 
 _entries = threading.local()
@@ -70,14 +83,15 @@ def process_entry(entry: Entry) -> Entry:
         global _owner
         depth = getattr(_entries, "depth", 0)
         _entries.depth = depth + 1
-        if depth == 0 and threading.current_thread() is threading.main_thread():
+        owner = threading.current_thread() is threading.main_thread()
+        if depth == 0 and owner:
             _owner = True
         try:
             return entry(*args, **kwargs)
         finally:
             _entries.depth = depth
-            if depth == 0:
-                run_exit_hooks()
+            if depth == 0:  # (on a backend's thread the process goes on: keep the hooks)
+                run_exit_hooks(forget=owner)
     return run  # type: ignore[return-value]
 
 

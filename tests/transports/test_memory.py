@@ -9,6 +9,8 @@ import threading
 import pytest
 
 from skprocessing import Pool, ProcessError, ProcessTimeoutError, Skprocess
+from skprocessing.core import _exit
+from skprocessing.core._exit import at_process_exit, owns_process, process_entry
 from skprocessing.core.share import Share
 from skprocessing.transports import get_transport
 from skprocessing.transports.base import Capability
@@ -141,3 +143,36 @@ def test_an_error_in_an_skprocess_on_memory_reaches_the_parent():
     process.start(transport="memory://")
     with pytest.raises(ProcessError, match="boom"):
         process.result()
+
+
+_hook_calls: list[str] = []
+
+
+def _hook() -> None:
+    _hook_calls.append("ran")
+
+
+@process_entry
+def _entry_with_exit_work(channel) -> None:
+    channel.send([b"done"])
+
+
+def test_an_entry_ending_on_a_memory_thread_runs_the_exit_hooks_but_keeps_them():
+    """The work a process must do before it exits (held Share writes) runs when a core
+    entry ends; on a thread the interpreter goes on, so the hooks stay registered for its
+    own exit (they are not this one thread's)."""
+    transport = MemoryTransport()
+    at_process_exit(_hook)
+    try:
+        mine, theirs = transport.pipe()
+        handle = transport.start(_entry_with_exit_work, theirs)
+        theirs.close()
+        assert mine.recv(timeout=30) == [b"done"]
+        assert handle.wait(30) == 0
+        assert _hook_calls == ["ran"]
+        assert not owns_process()  # and the entry left the process (signals, SIGKILL) alone
+        assert _hook in _exit._hooks  # kept for the interpreter's own exit
+    finally:
+        with _exit._lock:  # (this test's hook only: other tests' hooks stay)
+            if _hook in _exit._hooks:
+                _exit._hooks.remove(_hook)
