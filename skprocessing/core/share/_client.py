@@ -19,7 +19,7 @@ from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Capability, Frames, Transport
 from .. import _task_writes
-from ._connection import Connection, open_connection
+from ._connection import Connection, batched, open_connection
 from ._handler import Handler, Session
 from ._protocol import AUG, CLEAR, DEL, ERR, REPLY, SET, ShareError, Wire, format_path
 from ._resume import Journal
@@ -140,6 +140,8 @@ class Client:
         """Send the writes an accepted pool task held (on the head), in their order."""
         what = "applying the Share writes of a pool task"
         with self._lock:
+            if self._local is None and self._connected(what).journal is None:
+                messages = batched(messages)  # one send for many, as a network client does
             for frames in messages:
                 self._post_frames(frames, what)
 
