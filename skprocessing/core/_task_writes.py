@@ -20,6 +20,7 @@ The pool knows nothing of Shares and a Share nothing of pools: both talk to this
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,12 +31,14 @@ TaskWrites = list  # [(share key, [frames, ...]), ...]
 
 class TaskHolder(Protocol):
     key: str
+    held_task_writes: list
 
     def take_task_writes(self) -> list: ...
 
 
 _scope: dict[int, TaskHolder] | None = None  # while a pool task runs here: who holds writes
 _applier: Callable[[str, list], None] | None = None
+_lock = threading.Lock()  # a thread of the task may write while the task ends
 
 
 def begin() -> None:
@@ -47,7 +50,8 @@ def begin() -> None:
 def end() -> TaskWrites | None:
     """The task is over: what its Shares hold, taken from them (None: nothing)."""
     global _scope
-    scope, _scope = _scope, None
+    with _lock:
+        scope, _scope = _scope, None
     if not scope:
         return None
     writes = [(holder.key, holder.take_task_writes()) for holder in scope.values()]
@@ -58,10 +62,15 @@ def holding() -> bool:
     return _scope is not None
 
 
-def hold(holder: TaskHolder) -> None:
-    """`holder` holds writes of the running task (it gives them up at `end`)."""
-    if _scope is not None:
+def hold(holder: TaskHolder, frames: list) -> bool:
+    """`holder` keeps `frames` for the running task (given up at `end`, which takes the
+    holder's lock: call this under it); False when no task runs any more (send them)."""
+    with _lock:
+        if _scope is None:
+            return False
         _scope[id(holder)] = holder
+        holder.held_task_writes.append(frames)
+        return True
 
 
 def set_applier(applier: Callable[[str, list], None]) -> None:

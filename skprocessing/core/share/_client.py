@@ -35,7 +35,7 @@ class Client:
         self.key = key
         # Writes made inside a pool task are held and sent with its result (_task_writes).
         self.exactly_once = exactly_once
-        self._task_held: list[Frames] = []
+        self.held_task_writes: list[Frames] = []
         self.address = address            # where the coordinator listens (for messages)
         self.candidates = candidates      # where to connect (several: any that answers)
         self.origin = origin or _host()   # the host that created the Share (for messages)
@@ -128,12 +128,12 @@ class Client:
     def _hold(self, op: int, payload: tuple, what: Any) -> None:
         frames = self._encode(op, payload, what)  # unsendable: raised here, at the write
         with self._lock:
-            _task_writes.hold(self)
-            self._task_held.append([bytes(frame) for frame in frames])
+            if not _task_writes.hold(self, [bytes(frame) for frame in frames]):
+                self._post_frames(frames, what)  # the task just ended (a thread of it wrote)
 
     def take_task_writes(self) -> list[Frames]:
         with self._lock:
-            held, self._task_held = self._task_held, []
+            held, self.held_task_writes = self.held_task_writes, []
             return held
 
     def apply_task_writes(self, messages: list[Frames]) -> None:
@@ -288,7 +288,7 @@ class Client:
             self._channel.forget_after_fork()
             self._channel = None
         self._journal = Journal()  # the parent's writes are the parent's; a number of our own
-        self._task_held = []
+        self.held_task_writes = []
         self._local = None
         self._forget_types()
 
