@@ -21,7 +21,9 @@ in flight count).
    `share.counter += 1` --pool-writes times (1, then 100), with `Share(exactly_once=True)`
    (writes held in the worker, sent with the result, applied by the head) as a ratio to
    the plain Share (each write sent by the worker as it is made); timed from the map's
-   start to the final read (checked exact). Target ~1x for one write an item.
+   start to the final read (checked exact). Target ~1x for one write an item. Then the
+   same on a ZeroMQ pool over tcp://127.0.0.1 (--pool-items / 4 items), the Share on
+   the pool's transport.
 Workers are Skprocesses for Share, fork `multiprocessing.Process`es for the baselines.
 
     python benchmarks/bench_share.py --only remote     # section 5 alone
@@ -262,7 +264,9 @@ def _add_in_task(args) -> None:
 
 
 def pool_writes_rate(pool: Pool, exactly_once: bool, items: int, writes: int) -> float:
-    share = Share(exactly_once=exactly_once)
+    local = pool.transport.name == "local"
+    share = Share(exactly_once=exactly_once) if local else Share(transport=pool,
+                                                                 exactly_once=exactly_once)
     try:
         share.counter = 0
         began = time.perf_counter()
@@ -275,15 +279,16 @@ def pool_writes_rate(pool: Pool, exactly_once: bool, items: int, writes: int) ->
         share.stop()
 
 
-def pool_tasks(items: int, repeat: int) -> None:
-    with Pool(WORKERS) as pool:
+def pool_tasks(items: int, repeat: int, transport: str | None = None) -> None:
+    with Pool(WORKERS, transport=transport) as pool:
         pool.map(abs, range(WORKERS * 4))  # workers up
+        where = "" if transport is None else f" on {transport}"
         for writes in (1, 100):
             count = max(items // writes, WORKERS * 8)
             rates = _interleaved({"once": lambda: pool_writes_rate(pool, True, count, writes),
                                   "plain": lambda: pool_writes_rate(pool, False, count, writes)},
                                  repeat)
-            report(f"pool task writes ({count} items x {writes} += 1): exactly_once vs plain",
+            report(f"pool task writes{where} ({count} x {writes} += 1): exactly_once vs plain",
                    rates["once"], rates["plain"], "wr/s", "~1x" if writes == 1 else "report")
 
 
@@ -313,6 +318,7 @@ def main() -> None:
         return
     if args.only == "pool":
         pool_tasks(args.pool_items, args.repeat)
+        pool_tasks(args.pool_items // 4, args.repeat, "tcp://127.0.0.1")
         return
     for kind, label in (("counter", "share.counter += 1"), ("items", "share.items.append(i)")):
         rates = _interleaved({"ours": lambda: ours(kind, args.ops),
@@ -335,6 +341,7 @@ def main() -> None:
            "rt/s", ">= 0.8x")
     remote(args.ops, args.repeat)
     pool_tasks(args.pool_items, args.repeat)
+    pool_tasks(args.pool_items // 4, args.repeat, "tcp://127.0.0.1")
 
 
 if __name__ == "__main__":
