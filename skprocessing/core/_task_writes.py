@@ -9,7 +9,7 @@ result as the chunk's (once per chunk: a late duplicate is dropped with its writ
 whose result never arrives (its worker killed, its host lost, killed for its timeout)
 leaves no trace in such a Share.
 
-    worker: begin() · run the chunk (a Share client: holding() → hold(client)) · end()
+    worker: begin() · run the chunk (a Share client: holding() → hold(client, frames)) · end()
             → [(share key, [message frames, ...]), ...] or None, sent with the RESULT
     head:   apply(writes), before the result reaches the caller
 
