@@ -17,9 +17,17 @@ in flight count).
    processes) on the ZeroMQ transport over tcp://127.0.0.1, as a ratio to the same on the
    local transport (target >= 0.5x). Timed from "go" (workers started and connected) until
    every worker said "done" and the final value was read (exactly 2 x --ops).
+6. Share writes inside pool tasks: a `Pool(2).map` over --pool-items items, each doing
+   `share.counter += 1` --pool-writes times (1, then 100), with `Share(exactly_once=True)`
+   (writes held in the worker, sent with the result, applied by the head) as a ratio to
+   the plain Share (each write sent by the worker as it is made); timed from the map's
+   start to the final read (checked exact). Target ~1x for one write an item. Then the
+   same on a ZeroMQ pool over tcp://127.0.0.1 (--pool-items / 4 items), the Share on
+   the pool's transport.
 Workers are Skprocesses for Share, fork `multiprocessing.Process`es for the baselines.
 
     python benchmarks/bench_share.py --only remote     # section 5 alone
+    python benchmarks/bench_share.py --only pool       # section 6 alone
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import multiprocessing
 import statistics
 import time
 
-from skprocessing import Skprocess
+from skprocessing import Pool, Skprocess
 from skprocessing.core.pipe import Pipe
 from skprocessing.core.share import Share
 
@@ -249,6 +257,41 @@ def echo_rate(make_pair, rounds: int) -> float:
     return rounds / elapsed
 
 
+def _add_in_task(args) -> None:
+    share, writes = args
+    for _ in range(writes):
+        share.counter += 1
+
+
+def pool_writes_rate(pool: Pool, exactly_once: bool, items: int, writes: int) -> float:
+    local = pool.transport.name == "local"
+    share = Share(exactly_once=exactly_once) if local else Share(transport=pool,
+                                                                 exactly_once=exactly_once)
+    try:
+        share.counter = 0
+        began = time.perf_counter()
+        pool.map(_add_in_task, [(share, writes)] * items)
+        total = share.counter
+        elapsed = time.perf_counter() - began
+        assert total == items * writes, (total, items * writes)
+        return items * writes / elapsed
+    finally:
+        share.stop()
+
+
+def pool_tasks(items: int, repeat: int, transport: str | None = None) -> None:
+    with Pool(WORKERS, transport=transport) as pool:
+        pool.map(abs, range(WORKERS * 4))  # workers up
+        where = "" if transport is None else f" on {transport}"
+        for writes in (1, 100):
+            count = max(items // writes, WORKERS * 8)
+            rates = _interleaved({"once": lambda: pool_writes_rate(pool, True, count, writes),
+                                  "plain": lambda: pool_writes_rate(pool, False, count, writes)},
+                                 repeat)
+            report(f"pool task writes{where} ({count} x {writes} += 1): exactly_once vs plain",
+                   rates["once"], rates["plain"], "wr/s", "~1x" if writes == 1 else "report")
+
+
 def _interleaved(measures: dict, repeat: int) -> dict:
     """Median of `repeat` rounds per measure, the measures taking turns within each round,
     so a change in the machine's load (it is shared) hits all of them alike."""
@@ -266,10 +309,16 @@ def main() -> None:
     parser.add_argument("--suitkaise-ops", type=int, default=10000)
     parser.add_argument("--echoes", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are kept")
-    parser.add_argument("--only", choices=["remote"], default=None, help="one section alone")
+    parser.add_argument("--pool-items", type=int, default=20000)
+    parser.add_argument("--only", choices=["remote", "pool"], default=None,
+                        help="one section alone")
     args = parser.parse_args()
     if args.only == "remote":
         remote(args.ops, args.repeat)
+        return
+    if args.only == "pool":
+        pool_tasks(args.pool_items, args.repeat)
+        pool_tasks(args.pool_items // 4, args.repeat, "tcp://127.0.0.1")
         return
     for kind, label in (("counter", "share.counter += 1"), ("items", "share.items.append(i)")):
         rates = _interleaved({"ours": lambda: ours(kind, args.ops),
@@ -291,6 +340,8 @@ def main() -> None:
     report("Pipe send/recv echo vs bare multiprocessing.Pipe", echo["ours"], echo["mp"],
            "rt/s", ">= 0.8x")
     remote(args.ops, args.repeat)
+    pool_tasks(args.pool_items, args.repeat)
+    pool_tasks(args.pool_items // 4, args.repeat, "tcp://127.0.0.1")
 
 
 if __name__ == "__main__":

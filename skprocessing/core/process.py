@@ -468,9 +468,12 @@ class Skprocess:
         run = link.run_counter.value
         if link.killed:
             return (None, self.timers, run, None)  # kill(): no result, and no failure
+        lives = self.process_config.lives  # a crash is not retried: the state died with it
+        unused = (f"; lives ({lives}) retry a section that raises, not a process that dies "
+                  f"(for that, map it on a Pool with retries=)" if lives > 1 else "")
         error = ProcessDiedError(
             f"{type(self).__qualname__} (pid {link.handle.pid}) {how} during run {run} "
-            f"without delivering a result", exitcode=code, current_run=run)
+            f"without delivering a result{unused}", exitcode=code, current_run=run)
         return (error, self.timers, run, error)
 
     def _adopt(self, outcome: tuple) -> None:

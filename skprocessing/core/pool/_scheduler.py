@@ -36,9 +36,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._deadline import Deadline
-from ...errors import ChannelClosed, DeserializationError, ProcessError, StateError
+from ...errors import ChannelClosed, DeserializationError, ProcessError, ShareError, StateError
 from ...serializers.codec import Codec
 from ...transports.base import Capability, Channel, Transport
+from .. import _task_writes
 from ._activity import Activity
 from ._backlog import Backlog
 from ._call import Call
@@ -259,9 +260,22 @@ class Scheduler:
         if chunk_id is None:
             self._backlog.unloadable(chunk, errors)
             return
+        if len(rest) > 1 and rest[1] and not self._apply_task_writes(chunk, rest[1]):
+            return
         slot.done += len(chunk)
         self._done_items += len(chunk)
         chunk.call.finished(chunk, values, errors, seconds, sum(memoryview(f).nbytes for f in frames))
+
+    def _apply_task_writes(self, chunk: Chunk, writes: list) -> bool:
+        # This result is the chunk's (a duplicate never gets here): its held Share writes
+        # count now, once, before the caller can see the result (core/_task_writes.py).
+        try:
+            _task_writes.apply(writes)
+        except Exception as exc:
+            self._backlog.fail_chunk(chunk, ShareError(
+                f"the Share writes of {chunk.describe()} could not be applied: {exc}"))
+            return False
+        return True
 
     def _started(self, slot: WorkerSlot) -> None:
         running = slot.inflight[0]

@@ -26,6 +26,7 @@ from ...errors import ChannelClosed, DeserializationError, ProcessError, Seriali
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Channel, Frames, SharedInt
+from .. import _task_writes
 from .._exit import owns_process, process_entry
 from .._held import ordered_send
 from .._signals import PlainCounter, PlainFlag
@@ -82,12 +83,17 @@ def serve(channel: Channel, codec: Codec, done: SharedInt | None = None) -> None
             if not queued:  # else the head counts it started at the RESULT before it
                 channel.send(codec.encode(STARTED, chunk_id))  # see _messages: STARTED
             began = time.perf_counter()
-            values, errors = run_chunk(fn, items)
+            _task_writes.begin()  # exactly_once Shares hold the chunk's writes for its RESULT
+            try:
+                values, errors = run_chunk(fn, items)
+            finally:
+                writes = _task_writes.end()
             elapsed = time.perf_counter() - began
             # Checked before the RESULT goes: a TASK already here was sent before the head
             # reads this RESULT, so the head can mark it started then (no STARTED needed).
             queued = not inbox.empty()
-            ordered_send(channel, encode_result(codec, chunk_id, values, errors, elapsed, queued))
+            ordered_send(channel, encode_result(codec, chunk_id, values, errors, elapsed, queued,
+                                                writes))
             if done is not None:
                 done.value += len(values)
         elif kind == FUNC:
@@ -136,16 +142,17 @@ def run_chunk(fn: Callable[[Any], Any], items: list) -> tuple[list, dict | None]
 
 
 def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None,
-                  elapsed: float, next_started: bool = False) -> list:
+                  elapsed: float, next_started: bool = False, writes: list | None = None) -> list:
     """RESULT frames; a value or error that will not serialize is replaced, per item, by
-    a SerializationError that names the item's offset and the failing path."""
+    a SerializationError that names the item's offset and the failing path. `writes`:
+    the chunk's held Share writes (`core/_task_writes.py`), already encoded."""
     if errors:
         # Exceptions are the usual objects that pickle but do not unpickle (a custom
         # __init__): make sure each one round-trips, or send its text alone.
         errors = {offset: packed if _round_trips(codec, packed[0]) else strip_error(packed)
                   for offset, packed in errors.items()}
     try:
-        return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started))
+        return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started, writes))
     except SerializationError:
         pass
     errors = dict(errors or {})
@@ -160,7 +167,7 @@ def encode_result(codec: Codec, chunk_id: int, values: list, errors: dict | None
             error = SerializationError(f"the result could not be sent back: {exc}",
                                        path=exc.path, type_name=exc.type_name)
             errors[offset] = pack_error(error, "")
-    return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started))
+    return codec.encode(RESULT, (chunk_id, values, errors, elapsed, next_started, writes))
 
 
 def _round_trips(codec: Codec, obj: Any) -> bool:

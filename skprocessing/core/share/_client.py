@@ -18,9 +18,10 @@ from ...errors import ChannelClosed, SerializationError, TransportError
 from ...serializers.codec import Codec
 from ...transports import get_transport
 from ...transports.base import Capability, Frames, Transport
-from ._connection import Connection, open_connection
+from .. import _task_writes
+from ._connection import Connection, batched, open_connection
 from ._handler import Handler, Session
-from ._protocol import ERR, REPLY, ShareError, Wire, format_path
+from ._protocol import AUG, CLEAR, DEL, ERR, REPLY, SET, ShareError, Wire, format_path
 from ._resume import Journal
 
 __all__ = ["Client", "client_from_token"]
@@ -30,8 +31,11 @@ class Client:
     """Sends operations to the coordinator (or, while stopped, the owner's local store)."""
 
     def __init__(self, key: str, address: str | None, transport_spec: Any, codec: Wire,
-                 candidates: tuple[str, ...] = (), origin: str = ""):
+                 candidates: tuple[str, ...] = (), origin: str = "", exactly_once: bool = False):
         self.key = key
+        # Writes made inside a pool task are held and sent with its result (_task_writes).
+        self.exactly_once = exactly_once
+        self.held_task_writes: list[Frames] = []
         self.address = address            # where the coordinator listens (for messages)
         self.candidates = candidates      # where to connect (several: any that answers)
         self.origin = origin or _host()   # the host that created the Share (for messages)
@@ -55,7 +59,7 @@ class Client:
         """What another process needs to reach the same coordinator. Never a signing key:
         the receiving process takes its own (environment, key file, agent, parent)."""
         return (self.key, self.address, self.transport_spec, self.codec.token(),
-                self.candidates, self.origin)
+                self.candidates, self.origin, self.exactly_once)
 
     # -- modes -------------------------------------------------------------------------------
     def go_local(self, handler: Handler) -> None:
@@ -76,6 +80,9 @@ class Client:
     # only when there is an error (it is built for every operation).
     def request(self, op: int, payload: tuple, what: Any = "") -> Any:
         """Send and wait for the answer; raise what the operation raised."""
+        if op in _HELD_REQUESTS and self.holds_task_writes():
+            self._hold(op, payload, what)  # it answers nothing but an error: held, no answer
+            return None
         frames = self._encode(op | REPLY, payload, what)
         windows: list[Frames] = []
         with self._lock:
@@ -91,7 +98,12 @@ class Client:
 
     def post(self, op: int, payload: tuple, what: Any = "") -> None:
         """Send without waiting (pipelined); a failure is reported with the next answer."""
-        frames = self._encode(op, payload, what)
+        if self.exactly_once and _task_writes.holding():
+            self._hold(op, payload, what)
+            return
+        self._post_frames(self._encode(op, payload, what), what)
+
+    def _post_frames(self, frames: Frames, what: Any) -> None:
         with self._lock:
             if self._local is not None:
                 self._local[0].handle(self._local[1], frames)
@@ -107,6 +119,31 @@ class Client:
                 return
         for answer in windows:  # a write window closed: its answer reports earlier failures
             self._result(answer)
+
+    # -- writes of a pool task (see core/_task_writes.py) -----------------------------------
+    def holds_task_writes(self) -> bool:
+        """True while a pool task runs here and this Share's writes wait for its result."""
+        return self.exactly_once and _task_writes.holding()
+
+    def _hold(self, op: int, payload: tuple, what: Any) -> None:
+        frames = self._encode(op, payload, what)  # unsendable: raised here, at the write
+        with self._lock:
+            if not _task_writes.hold(self, [bytes(frame) for frame in frames]):
+                self._post_frames(frames, what)  # the task just ended (a thread of it wrote)
+
+    def take_task_writes(self) -> list[Frames]:
+        with self._lock:
+            held, self.held_task_writes = self.held_task_writes, []
+            return held
+
+    def apply_task_writes(self, messages: list[Frames]) -> None:
+        """Send the writes an accepted pool task held (on the head), in their order."""
+        what = "applying the Share writes of a pool task"
+        with self._lock:
+            if self._local is None and self._connected(what).journal is None:
+                messages = batched(messages)  # one send for many, as a network client does
+            for frames in messages:
+                self._post_frames(frames, what)
 
     def _encode(self, kind: int, payload: tuple, what: Any) -> Frames:
         try:
@@ -251,10 +288,12 @@ class Client:
             self._channel.forget_after_fork()
             self._channel = None
         self._journal = Journal()  # the parent's writes are the parent's; a number of our own
+        self.held_task_writes = []
         self._local = None
         self._forget_types()
 
 
+_HELD_REQUESTS = frozenset({SET, DEL, AUG, CLEAR})  # answered by nothing but an error
 _RECOVERIES = 3  # new sessions a request tries when each breaks before its answer
 _CONNECT_TIMEOUT = 5.0  # seconds to reach a coordinator (the ZeroMQ handshake included)
 
@@ -290,19 +329,31 @@ def register_client(client: Client) -> None:
 
 def client_from_token(token: tuple) -> Client:
     """This process's client for the share in `token` (one per share per process)."""
-    key, address, transport_spec, codec_token, candidates, origin = token
+    key, address, transport_spec, codec_token, candidates, origin, exactly_once = token
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = Client(key, address, transport_spec,
                                             Wire(Codec.from_token(codec_token)),
-                                            tuple(candidates), origin)
+                                            tuple(candidates), origin, exactly_once)
         elif (address is not None and client.owner_pid != os.getpid()
               and (client.address, client.transport_spec) != (address, transport_spec)):
             # Started, restarted or moved (a `Share()` sent to a network pool) since this
             # process cached the client, perhaps inherited through a fork: follow it.
             client.retarget(address, transport_spec, tuple(candidates))
         return client
+
+
+def _apply_task_writes(key: str, messages: list[Frames]) -> None:
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:
+        raise ShareError(f"a pool task sent {len(messages)} writes of a Share this process "
+                         f"never had (key {key}): they were not applied")
+    client.apply_task_writes(messages)
+
+
+_task_writes.set_applier(_apply_task_writes)
 
 
 def _reset_after_fork() -> None:

@@ -64,7 +64,7 @@ from ._protocol import (FENCE, OK, REPLY, RESUME, SYNC, SYNCED, WHO, Wire, batch
                         sync_frames, sync_gen)
 from ._resume import Journal
 
-__all__ = ["Connection", "Direct", "Syncing", "open_connection", "WINDOW", "BATCH",
+__all__ = ["Connection", "Direct", "Syncing", "open_connection", "batched", "WINDOW", "BATCH",
            "BATCH_BYTES", "LINGER"]
 
 WINDOW = 4096          # pipelined writes per FENCE (network transports)
@@ -291,6 +291,27 @@ class Syncing(Connection):
         released(self)
         self._closed = True
         _open.discard(self)
+
+
+def batched(messages: list[Frames]) -> list[Frames]:
+    """Pipelined writes as few messages as the batch limits allow (for a `Direct`
+    connection: a `Syncing` one batches, and numbers, by itself)."""
+    out: list[Frames] = []
+    held: list[Frames] = []
+    size = 0
+    for frames in messages:
+        nbytes = _batch_size(frames)
+        if held and (len(held) >= BATCH or size + nbytes >= BATCH_BYTES):
+            out.append(batch_frames(held) if len(held) > 1 else held[0])
+            held, size = [], 0
+        if nbytes >= BATCH_BYTES:
+            out.append(frames)
+            continue
+        held.append(frames)
+        size += nbytes
+    if held:
+        out.append(batch_frames(held) if len(held) > 1 else held[0])
+    return out
 
 
 def _batch_size(frames: Frames) -> int:

@@ -33,7 +33,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._protocol import ATTR, AUG, CALL, INPLACE_OPS, ITEM, NO_SNAPSHOT, OP, PIPELINED_METHODS, Path, type_key
+from ...errors import ShareError
+from ._protocol import (ATTR, AUG, CALL, INPLACE_OPS, ITEM, NO_SNAPSHOT, OP, PIPELINED_METHODS, Path,
+                        format_path, type_key)
 from ._values import plain
 
 __all__ = ["FAITHFUL_TYPES", "Faithful", "faithful_class", "make_faithful"]
@@ -53,6 +55,9 @@ _REBUILD: dict[type, Callable[[Any], Any]] = {
 FAITHFUL_TYPES = frozenset(_REBUILD)
 
 # Methods that change the container: mirrored into the snapshot after the coordinator ran them.
+# Mutators that answer with a value: inside a pool task of an exactly_once Share there is
+# no answer yet (see core/_task_writes.py). The others return None: held like a write.
+_ANSWERED_MUTATORS = frozenset({"pop", "popitem", "popleft", "setdefault"})
 _MUTATORS: dict[type, frozenset[str]] = {
     dict: frozenset({"clear", "pop", "popitem", "setdefault", "update"}),
     list: frozenset({"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"}),
@@ -203,6 +208,14 @@ class _Method:
         what = ("calling", path)
         if name in cls._sk_pipelined:
             result = client.post(CALL, (path, args, kwargs), what)
+        elif name in cls._sk_mutators and client.holds_task_writes():
+            if name in _ANSWERED_MUTATORS:
+                raise ShareError(
+                    f"{name}() on {format_path(path)} inside a pool task: its answer would "
+                    f"come from the Share before the task's result is accepted, which an "
+                    f"exactly_once Share does not allow (the task's writes are held until "
+                    f"then); read the value and assign or `del` it instead")
+            result = client.post(CALL, (path, args, kwargs), what)  # held with the result
         else:
             result = client.request(CALL, (path, args, kwargs), what)
         if name in cls._sk_mutators:

@@ -231,7 +231,11 @@ class Share:
     Share then uses. `key`: the signing key of a network transport (else the transport's
     own sources, e.g. SKPROCESSING_KEY). `advertise`: the address (or addresses) other
     hosts connect to, when the coordinator listens on every interface (default: each of
-    this host's IPv4 addresses, tried at once). Raises `ValueError` for a `key` the
+    this host's IPv4 addresses, tried at once). `exactly_once`: the writes a Pool task
+    makes to this Share count once however often the task runs (after its worker died,
+    its host was lost, ...): they are held in the worker and applied when the pool
+    accepts the task's result; inside the task, reads see the Share without the task's
+    own writes (README "Share writes inside pool tasks"). Raises `ValueError` for a `key` the
     transport does not take,  `ShareError` when the coordinator cannot be reached (stopped,
     killed), `SerializationError` naming the path when an assigned value cannot be sent,
     and, from a method of a shared object, that method's own exception with the remote
@@ -244,10 +248,13 @@ class Share:
 
     def __init__(self, auto_start: bool = True, *, transport: Any = None,
                  serializer: Any = None, key: bytes | str | None = None,
-                 advertise: str | list[str] | None = None):
+                 advertise: str | list[str] | None = None, exactly_once: bool = False):
+        if not isinstance(exactly_once, bool):
+            raise TypeError(f"Share(exactly_once=...) takes True or False, got {exactly_once!r}")
         backend, bind = _resolve_transport(transport, key)
         spec = transport if transport is None or isinstance(transport, str) else backend.spec()
-        client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)))
+        client = Client(os.urandom(8).hex(), None, spec, Wire(Codec(serializer)),
+                        exactly_once=exactly_once)
         register_client(client)
         owner = _Owner(backend, client, bind, advertise)
         owner.movable = transport is None and Capability.CROSS_HOST not in backend.capabilities
