@@ -111,3 +111,26 @@ def test_hellos_replayed_to_another_listener_open_no_session(keyed, caplog):
     accepted = listener.accept(timeout=5)
     _echo(late, accepted, b"late", 5)
     late.close(), accepted.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_captured_message_replayed_from_another_connection_moves_nothing(keyed):
+    from tests.transports._raw import RawPeer
+    transport, listener, client, server, context = keyed
+    peer = RawPeer(listener.address, KEY)  # a real session, whose frames we can capture
+    peer.hello()
+    channel = listener.accept(timeout=5)
+    captured = peer.message([b"once"])
+    peer.send(captured)
+    assert channel.recv(timeout=5) == [b"once"]
+    replayer = _raw(context, zmq.DEALER)
+    replayer.connect(listener.address)
+    replayer.send_multipart(captured)  # fresh connection, the session's own signed frames
+    assert _until(lambda: listener.stats.get("replayed DATA", 0) == 1)
+    channel.send([b"for the peer"])
+    assert peer.sock.poll(5000), "the session's messages went elsewhere"
+    assert peer.sock.recv_multipart()[-1] == b"for the peer"
+    assert not replayer.poll(0)
+    assert channel.recv(timeout=0.2) is None  # the replay was not delivered again
+    channel.close()
+    peer.close()

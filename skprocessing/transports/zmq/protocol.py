@@ -18,9 +18,11 @@ One message on the wire (ZeroMQ multipart; the ROUTER side also sees/adds the ro
 A session is its two ids, never the connection it arrived on: the ROUTER routes to the
 connection of the session's latest authenticated, fresh message (a DEALER that
 reconnected, after a link cut or a reset, takes its session back with the first message
-it sends; it sends a PING as soon as it has reconnected). A peer without the key cannot
-claim a session: a routing id it picks is only its own connection's (ROUTER_HANDOVER is
-off), and a message it replays is not fresh (see "Sequence"), so neither moves the route.
+it sends there: a DATA, or its PING within `heartbeat`; what the ROUTER sent meanwhile to
+the old connection is lost, and the sequence gap then closes the channel, as before).
+A peer without the key cannot claim a session: a routing id it picks is only its own
+connection's (ROUTER_HANDOVER is off), and a message it replays is not fresh (see
+"Sequence"), so neither moves the route.
 
 The envelope is serializer-agnostic: the payload is opaque bytes here, and nothing reads
 it (nor the envelope) before the signature has been checked in constant time.
