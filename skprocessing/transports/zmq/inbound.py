@@ -319,8 +319,8 @@ def _claimed(port: Port, parts: list[zmq.Frame]) -> Link | None:
     """The session a ROUTER message's claim frame names (not yet proven), if any."""
     if len(parts) < 2:
         return None
-    claim = parts[1].buffer
-    return port.links.get(bytes(claim[:SESSION_BYTES])) if len(claim) == CLAIM_BYTES else None
+    claim = parts[1].bytes  # (a Frame keeps this copy: _on_router_message reads it again)
+    return port.links.get(claim[:SESSION_BYTES]) if len(claim) == CLAIM_BYTES else None
 
 
 def _refuse_new(port: Port, ticket: bytes | None) -> str | None:
