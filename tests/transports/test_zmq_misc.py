@@ -142,7 +142,7 @@ def test_with_key_keeps_every_other_option():
 
 def test_reachable_addresses_of_a_wildcard_listener_are_this_hosts_loopback_last():
     from skprocessing.transports.local import LocalTransport
-    listener = ZmqTransport("tcp://0.0.0.0:0", key="reach-test-key").listen()
+    listener = ZmqTransport("tcp://0.0.0.0:0", key="reach-test-key-4f1e0b").listen()
     try:
         port = listener.address.rsplit(":", 1)[1]
         found = listener.reachable_addresses()
@@ -152,7 +152,7 @@ def test_reachable_addresses_of_a_wildcard_listener_are_this_hosts_loopback_last
         assert len(set(found)) == len(found)
         # Every address listed answers (here: this host's own interfaces).
         for address in found:
-            client = ZmqTransport("tcp://127.0.0.1", key="reach-test-key").connect(address, timeout=5)
+            client = ZmqTransport("tcp://127.0.0.1", key="reach-test-key-4f1e0b").connect(address, timeout=5)
             client.send([b"hi"])
             assert listener.accept(timeout=5).recv(timeout=5) == [b"hi"]
             client.close()

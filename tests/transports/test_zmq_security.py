@@ -86,7 +86,7 @@ def test_bad_messages_are_dropped_counted_logged_and_traffic_goes_on(keyed, tmp_
     tampered[2] = b"evil! 2"
     peer.send(tampered)
     peer.send(first)  # replayed
-    peer.send(peer.message([b"legit 3"], seq=2))  # the session goes on
+    peer.send(peer.message([b"legit 3"], seq=peer.seq))  # the session goes on
 
     assert legit_channel.recv(timeout=5) == [b"legit 3"]
     assert _echo_ok(client, server, b"still fine")
@@ -128,8 +128,8 @@ def test_sequence_gap_closes_the_channel_with_a_reason(keyed):
     peer = RawPeer(listener.address, KEY)
     peer.hello()
     channel = listener.accept(timeout=5)
-    peer.send(peer.message([b"one"], seq=1))
-    peer.send(peer.message([b"three"], seq=3))
+    peer.send(peer.message([b"one"], seq=2))  # (seq 1: the handshake's answer)
+    peer.send(peer.message([b"three"], seq=4))
     assert channel.recv(timeout=5) == [b"one"]
     with pytest.raises(ChannelClosed, match="lost"):
         channel.recv(timeout=5)
@@ -296,7 +296,7 @@ class _BulkPeer(RawPeer):
         payload = [b"header", name.encode()]
         envelope = pack_envelope(DATA, self.seq, payload, {"b": [[1, size, reuse]]})
         signer = self.signer if key is None else Signer(key)
-        return [signer.sign(self.prefix, envelope, payload), envelope, *payload]
+        return [self.session + signer.sign(self.prefix, envelope, payload), envelope, *payload]
 
 
 def _own_name(peer: _BulkPeer, n: int = 1) -> str:

@@ -68,8 +68,10 @@ class Link:
                  address: str, signer: Signer, liveness: Liveness):
         self.reactor = reactor
         self.port = port
-        self.rid = rid  # the peer's routing id on a ROUTER; None on a DEALER
-        self.session = session
+        self.rid = rid  # on a ROUTER: the connection it routes to (moves on a reconnect)
+        self.session = session  # the DEALER's session id (on a ROUTER, the link's key)
+        # DEALER-side messages carry the session beside their signature (protocol.py).
+        self.claim = session if rid is None else b""
         self.prefix = session + NO_SESSION  # completed by the handshake
         self.address = address
         self.signer = signer
@@ -88,6 +90,9 @@ class Link:
         self.bulk: Any = None  # a `bulk.BulkWriter` once the peer offered a shared directory
         self.bulk_sender: str | None = None  # set once the peer sent us bulk files
         self.peer_pid: int | None = None  # the peer's process, when it is on this host
+        # A ROUTER's session is half-open from its WELCOME until the peer's signed answer.
+        self.confirmed = rid is None
+        self.ticket: bytes | None = None  # the pipe ticket its HELLO claimed
 
     # The channel is held weakly: a channel the user dropped is collected (and its
     # __del__ ends the session) although the reactor still knows the link.
@@ -126,7 +131,7 @@ class Link:
                 raise ChannelClosed(self.why or "the channel is closed")
             self.tx_seq += 1
             envelope = pack_envelope(kind, self.tx_seq, frames, extra)
-            signature = self.signer.sign(self.prefix, envelope, frames)
+            signature = self.claim + self.signer.sign(self.prefix, envelope, frames)
             self.last_sent = time.monotonic()
             self.reactor.post_send(self, [signature, envelope, *frames])
 
@@ -159,7 +164,7 @@ class Link:
             if tell_peer:
                 self.tx_seq += 1
                 envelope = pack_envelope(BYE, self.tx_seq, (), {"why": why})
-                signature = self.signer.sign(self.prefix, envelope, ())
+                signature = self.claim + self.signer.sign(self.prefix, envelope, ())
                 self.reactor.post_send(self, [signature, envelope])
             self.alive = False
             self.why = why

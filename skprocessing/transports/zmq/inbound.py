@@ -29,9 +29,9 @@ import zmq
 from .bulk import BulkError, BulkFrames, BulkWriter, sender_prefix, shared_dir
 from .heartbeat import Link
 from .ports import Port, discard_rest, here, peer_address, recv_parts, same_host_pid
-from .protocol import (BYE, DATA, HANDSHAKE_BYTES, HELLO, KIND_NAMES, MAX_FRAMES, NO_SESSION,
-                       PING, SESSION_BYTES, WELCOME, Malformed, join_frames, pack_envelope,
-                       unpack_envelope)
+from .protocol import (BYE, CLAIM_BYTES, DATA, HANDSHAKE_BYTES, HELLO, KIND_NAMES, MAX_FRAMES,
+                       MAX_HALF_OPEN, NO_SESSION, PING, SESSION_BYTES, WELCOME, Malformed,
+                       join_frames, pack_envelope, unpack_envelope)
 
 __all__ = ["Inbound", "log"]
 
@@ -64,8 +64,8 @@ class Inbound:
             except zmq.Again:
                 return
             if cut:  # more frames than this sender may send: the rest goes unread
-                self._drop(port, msg, _OVERSIZED_HELLO if port.router and msg[0].bytes not in
-                           port.links else f"too many frames (more than {MAX_FRAMES})")
+                self._drop(port, msg, _OVERSIZED_HELLO if port.router and _claimed(port, msg)
+                           is None else f"too many frames (more than {MAX_FRAMES})")
                 port.discarding = time.monotonic()
                 if not self._discard(port):
                     return
@@ -79,11 +79,11 @@ class Inbound:
 
     @staticmethod
     def _router_limit(port: Port):
-        links = port.links
-
-        def limit(first: zmq.Frame) -> int:
-            # A sender with no session may send a HELLO only: [rid, signature, envelope].
-            return MAX_FRAMES + 3 if first.bytes in links else 3
+        def limit(parts: list[zmq.Frame]) -> int:
+            # A sender with no session may send a HELLO only: [rid, claim, envelope]. (The
+            # claim is not proven yet: a peer that read a session id on the wire may make
+            # this process read a long message, never act on it.)
+            return MAX_FRAMES + 3 if _claimed(port, parts) is not None else 3
         return limit
 
     def _discard(self, port: Port) -> bool:
@@ -98,23 +98,24 @@ class Inbound:
         return True
 
     def _on_router_message(self, port: Port, msg: list[zmq.Frame]) -> None:
-        rid = msg[0].bytes
         if len(msg) < 3:
             return self._drop(port, msg, "malformed (too few frames)")
-        link = port.links.get(rid)
-        if link is None and len(rid) != SESSION_BYTES:
-            return self._drop(port, msg, "unknown sender (no handshake)")
+        claim = msg[1].bytes
+        if len(claim) != CLAIM_BYTES:
+            return self._drop(port, msg, "unknown sender (no session claim)")
+        session, signature = claim[:SESSION_BYTES], claim[SESSION_BYTES:]
+        link = port.links.get(session)
         if link is None and (len(msg) != 3 or len(msg[2]) > HANDSHAKE_BYTES):
-            if rid in port.ended:  # e.g. a message that crossed our BYE
+            if session in port.ended:  # e.g. a message that crossed our BYE
                 port.stats["late message of an ended session"] += 1
                 return None
             return self._drop(port, msg, _OVERSIZED_HELLO)
-        ended = port.ended.get(rid) if link is None else None
-        if ended is not None and self._on_late_message(port, msg, ended):
+        ended = port.ended.get(session) if link is None else None
+        if ended is not None and self._on_late_message(port, msg, signature, ended):
             return None  # a PING that crossed our BYE, or a peer that missed it
-        prefix = link.prefix if link is not None else rid + NO_SESSION
-        late = link is None and rid in port.ended
-        parsed = self._verify(port, msg, msg[1], msg[2], msg[3:], prefix, late,
+        prefix = link.prefix if link is not None else session + NO_SESSION
+        late = link is None and session in port.ended
+        parsed = self._verify(port, msg, signature, msg[2], msg[3:], prefix, late,
                               handshake=link is None and not late)
         if parsed is None:
             return
@@ -122,21 +123,26 @@ class Inbound:
         if link is None:
             if kind != HELLO:
                 return self._drop(port, msg, f"{KIND_NAMES[kind]} before any handshake")
-            return self._on_hello(port, msg, rid, seq, extra)
+            return self._on_hello(port, msg, msg[0].bytes, session, seq, extra)
+        if seq > link.rx_seq:  # fresh: only that proves the sender holds the session now
+            link.rid = msg[0].bytes  # the same, or the connection it reconnected on
+            if not link.confirmed and seq == 1:
+                self._confirm(port, link)
         self._on_link_message(link, msg, kind, seq, extra)
 
-    def _on_late_message(self, port: Port, msg: list[zmq.Frame], ended: Any) -> bool:
+    def _on_late_message(self, port: Port, msg: list[zmq.Frame], signature: bytes,
+                         ended: Any) -> bool:
         """A message of a session this side ended. Signed with that session's keys, it
         comes from a peer that still thinks the session lives: our BYE was lost (a TCP
         connection reset at that moment). A peer on this host is never judged by silence,
         so it would wait forever: say BYE again (at most once per heartbeat)."""
-        if len(msg) < 3 or not port.signer.verify(msg[1].buffer, ended.prefix, msg[2].buffer,
-                                                   [f.buffer for f in msg[3:]]):
+        if not port.signer.verify(signature, ended.prefix, msg[2].buffer, [f.buffer for f in msg[3:]]):
             return False  # not that session's: judged as before (a replayed HELLO, ...)
         port.stats["late message of an ended session"] += 1
         now = time.monotonic()
         if now - ended.last_sent >= ended.liveness.heartbeat:
             ended.last_sent = now
+            ended.rid = msg[0].bytes
             ended.tx_seq += 1  # past anything the peer may have missed: it ends the session
             bye = pack_envelope(BYE, ended.tx_seq, (), {"why": ended.why or "the session ended"})
             self._try_send(ended, [ended.signer.sign(ended.prefix, bye, ()), bye])  # never backlogged
@@ -146,7 +152,7 @@ class Inbound:
         link = port.links.get(b"")
         if link is None or len(msg) < 2:
             return self._drop(port, msg, "malformed or unexpected")
-        parsed = self._verify(port, msg, msg[0], msg[1], msg[2:], link.prefix)
+        parsed = self._verify(port, msg, msg[0].buffer, msg[1], msg[2:], link.prefix)
         if parsed is None:
             return
         kind, seq, extra = parsed
@@ -161,16 +167,17 @@ class Inbound:
             # None unless same host and user. Files are named after the session id the
             # ROUTER chose (random), so no peer can pick a name that is another's.
             link.bulk = BulkWriter.accept(extra.get("b"), session)
+            link.submit(PING)  # the answer to the WELCOME's challenge: seq 1, before any DATA
             channel._join(link)
             return
         self._on_link_message(link, msg, kind, seq, extra)
 
-    def _verify(self, port: Port, msg: list, signature: zmq.Frame, envelope: zmq.Frame,
+    def _verify(self, port: Port, msg: list, signature: Any, envelope: zmq.Frame,
                 payload: list, prefix: bytes, late: bool = False,
                 handshake: bool = False) -> tuple[int, int, dict | None] | None:
         # The signature is checked before anything reads the envelope or the payload.
         buffers = [f.buffer for f in payload]
-        if not port.signer.verify(signature.buffer, prefix, envelope.buffer, buffers):
+        if not port.signer.verify(signature, prefix, envelope.buffer, buffers):
             if late:
                 port.stats["late message of an ended session"] += 1
                 return None
@@ -182,23 +189,23 @@ class Inbound:
         except Malformed as exc:
             return self._drop(port, msg, f"malformed ({exc})")
 
-    def _on_hello(self, port: Port, msg: list, rid: bytes, seq: int, extra: dict | None) -> None:
+    def _on_hello(self, port: Port, msg: list, rid: bytes, session: bytes, seq: int,
+                  extra: dict | None) -> None:
         extra = extra or {}
         ticket, sent_at = extra.get("ticket"), extra.get("t")
         if not isinstance(sent_at, (int, float)) or not isinstance(ticket, (bytes, type(None))):
             return self._drop(port, msg, "malformed HELLO")
-        refusal = port.guard.admit(rid, float(sent_at))
+        refusal = port.guard.admit(session, float(sent_at))
         if refusal is None and seq != 0:
             refusal = "HELLO out of sequence"
-        if refusal is None and ticket is not None and ticket not in port.tickets:
-            refusal = "unknown or used pipe ticket"
-        if refusal is None and ticket is None and port.accept is None:
-            refusal = "this socket accepts no new connections"
+        if refusal is None:
+            refusal = _refuse_new(port, ticket)
         if refusal is not None:
             return self._drop(port, msg, refusal)
-        link = Link(self, port, rid, rid, peer_address(msg[1], rid), port.signer, port.liveness)
+        link = Link(self, port, rid, session, peer_address(msg[1], rid), port.signer, port.liveness)
         link.peer_pid = same_host_pid(port, msg[1], extra)
-        router_session = os.urandom(SESSION_BYTES)
+        link.ticket = ticket
+        router_session = os.urandom(SESSION_BYTES)  # the challenge the peer must answer
         bulk = shared_dir()
         offer = bulk.offer() if bulk is not None else None
         welcome = pack_envelope(WELCOME, 0, (), {"s": router_session, **here(),
@@ -207,17 +214,36 @@ class Inbound:
         self._send(link, [port.signer.sign(link.prefix, welcome, ()), welcome])
         if not link.alive:  # the peer vanished right after its HELLO (EHOSTUNREACH)
             return
-        link.prefix = rid + router_session
-        port.links[rid] = link
-        if ticket is not None:
-            port.deadlines.pop(ticket, None)
-            port.tickets.pop(ticket)._join(link)
+        link.prefix = session + router_session
+        port.links[session] = link
+        port.half_open[session] = link
+        while len(port.half_open) > MAX_HALF_OPEN:  # a flood of replayed HELLOs: oldest go
+            self._expire(port, next(iter(port.half_open.values())), "too many half-open sessions")
+
+    def _confirm(self, port: Port, link: Link) -> None:
+        """The peer answered the WELCOME's challenge: its session is accepted now."""
+        link.confirmed = True
+        port.half_open.pop(link.session, None)
+        refusal = _refuse_new(port, link.ticket)
+        if refusal is not None:  # the pipe end was abandoned, the listener closed meanwhile
+            return self._lose(link, refusal, True)
+        if link.ticket is not None:
+            port.deadlines.pop(link.ticket, None)
+            port.tickets.pop(link.ticket)._join(link)
         else:
             from .channel import ZmqChannel
             channel = ZmqChannel(self, port.hwm)
             channel._join(link)
             port.accept(channel)  # type: ignore[misc]
         log.debug("session from %s on %s", link.address, port.endpoint)
+
+    def _expire(self, port: Port, link: Link, why: str) -> None:
+        """Forget a half-open session (a replayed HELLO, or a peer gone right after it)."""
+        port.half_open.pop(link.session, None)
+        port.stats["handshake not completed"] += 1
+        self._log(port, f"a handshake from {link.address} on {port.endpoint} was not completed "
+                        f"({why}: a replayed HELLO, or a peer gone right after its HELLO)")
+        self._lose(link, f"handshake not completed ({why})", True)
 
     def _on_link_message(self, link: Link, msg: list, kind: int, seq: int, extra: dict | None) -> None:
         if seq <= link.rx_seq:
@@ -254,16 +280,20 @@ class Inbound:
         rid = msg[0].bytes if port.router else b""
         port.stats["dropped"] += 1
         port.stats[reason.split(" (")[0]] += 1
+        sender = peer_address(msg[1] if port.router and len(msg) > 1 else msg[0], rid)
+        self._log(port, f"dropped a message from {sender} on {port.endpoint}: {reason} "
+                        f"({port.stats['dropped']} dropped so far)")
+        return None
+
+    @staticmethod
+    def _log(port: Port, line: str) -> None:
         now = time.monotonic()
         since, count = port._logged
         if now - since > 1.0:
             since, count = now, 0
         if count < 20:  # at most 20 lines a second per socket, whatever an attacker sends
-            log.warning("dropped a message from %s on %s: %s (%d dropped so far)",
-                        peer_address(msg[1] if port.router and len(msg) > 1 else msg[0], rid),
-                        port.endpoint, reason, port.stats["dropped"])
+            log.warning("%s", line)
         port._logged = (since, count + 1)
-        return None
 
 
 def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
@@ -281,8 +311,25 @@ def _take_bulk(link: Link, frames: list, refs: Any) -> BulkFrames:
     return BulkFrames(frames)
 
 
-def _dealer_limit(first: zmq.Frame) -> int:
+def _dealer_limit(parts: list[zmq.Frame]) -> int:
     return MAX_FRAMES + 2
+
+
+def _claimed(port: Port, parts: list[zmq.Frame]) -> Link | None:
+    """The session a ROUTER message's claim frame names (not yet proven), if any."""
+    if len(parts) < 2:
+        return None
+    claim = parts[1].bytes  # (a Frame keeps this copy: _on_router_message reads it again)
+    return port.links.get(claim[:SESSION_BYTES]) if len(claim) == CLAIM_BYTES else None
+
+
+def _refuse_new(port: Port, ticket: bytes | None) -> str | None:
+    """Why a new session may not start on `port`, or None."""
+    if ticket is not None and ticket not in port.tickets:
+        return "unknown or used pipe ticket"
+    if ticket is None and port.accept is None:
+        return "this socket accepts no new connections"
+    return None
 
 
 def _head(link: Link) -> int:

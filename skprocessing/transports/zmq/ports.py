@@ -3,10 +3,9 @@
 Every socket gets explicit limits, because ZeroMQ's defaults hurt a task system:
 LINGER (how long a closing socket still delivers), send/receive high-water marks,
 ROUTER_MANDATORY (a ROUTER otherwise drops messages silently at its HWM or for a peer it
-does not know; with it the reactor gets EAGAIN or EHOSTUNREACH and acts), ROUTER_HANDOVER
-(a DEALER reconnecting under its session id takes its identity back; anything still
-queued on the old connection then arrives under a stranger's id and is dropped, and the
-sequence gap closes the channel, so nothing is lost silently), and fast reconnects.
+does not know; with it the reactor gets EAGAIN or EHOSTUNREACH and acts), no
+ROUTER_HANDOVER (a routing id a peer picks never takes another connection's: sessions
+follow their signed messages instead, see protocol.py), and fast reconnects.
 """
 
 from __future__ import annotations
@@ -34,7 +33,8 @@ class Port:
         self.signer = signer
         self.liveness = liveness
         self.router = sock.type == zmq.ROUTER
-        self.links: dict[bytes, Link] = {}  # by routing id (a DEALER's one link under b"")
+        self.links: dict[bytes, Link] = {}  # by session id (a DEALER's one link under b"")
+        self.half_open: dict[bytes, Link] = {}  # ROUTER: WELCOMEd, not yet answered (oldest first)
         self.accept: Callable[[Any], None] | None = None  # a listener's accept queue
         self.tickets: dict[bytes, Any] = {}  # pipe hub: ticket -> waiting channel
         self.guard = SessionGuard()
@@ -109,7 +109,7 @@ def configure(sock: zmq.Socket, kind: int, liveness: Liveness, options: dict[str
     # PING/dead_after, judged from every message, which backpressure does not fool.
     if kind == zmq.ROUTER:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer takes its id back
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 0)  # a claimed routing id takes nothing over
     else:
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
@@ -139,14 +139,17 @@ def send_parts(sock: zmq.Socket, parts: list[Any]) -> None:
         _raw_send(sock, part, _MORE_NOBLOCK if i < last else _NOBLOCK, False, False)
 
 
-def recv_parts(sock: zmq.Socket, limit: Callable[[zmq.Frame], int]) -> tuple[list[zmq.Frame], bool]:
+def recv_parts(sock: zmq.Socket, limit: Callable[[list[zmq.Frame]], int]) -> tuple[list[zmq.Frame], bool]:
     """Receive one multipart message as Frames (zmq.Again if none is waiting), but no more
-    than `limit(first frame)` frames: (frames, True) when there were more, which are left
-    for `discard_rest`."""
+    than `limit(its first two frames)` frames: (frames, True) when there were more, which
+    are left for `discard_rest`."""
     recv = _raw_recv or (lambda sock, flags, copy, track: sock.recv(flags, copy=False))
     frame = recv(sock, _NOBLOCK, False, False)
     parts = [frame]
-    most = limit(frame)
+    if frame.more:
+        frame = recv(sock, 0, False, False)  # the rest is already here
+        parts.append(frame)
+    most = limit(parts)
     while frame.more:
         if len(parts) >= most:
             return parts, True

@@ -5,7 +5,9 @@ A connection is a DEALER (the side that called `connect`) talking to a ROUTER (a
 
 One message on the wire (ZeroMQ multipart; the ROUTER side also sees/adds the routing id):
 
-    [routing id]      ROUTER side only; a DEALER sets it to its session id
+    [routing id]      ROUTER side only: ZeroMQ's own, one per connection (DEALERs set none)
+    [session]         DEALER -> ROUTER only: the DEALER's session id (16 bytes), in the
+                      same frame as the signature (a lookup key, proven by the signature)
     signature         32 bytes: HMAC-SHA256(key, prefix + envelope + payload frames)
     envelope          msgpack [kind, seq, [payload frame lengths], extra]
     payload...        the serializer's frames, each its own zero-copy ZeroMQ frame
@@ -13,13 +15,28 @@ One message on the wire (ZeroMQ multipart; the ROUTER side also sees/adds the ro
     prefix = dealer session (16 random bytes) + router session (16 random bytes);
              the router session is 16 zero bytes in HELLO and WELCOME
 
+A session is its two ids, never the connection it arrived on: the ROUTER routes to the
+connection of the session's latest authenticated, fresh message (a DEALER that
+reconnected, after a link cut or a reset, takes its session back with the first message
+it sends there: a DATA, or its PING within `heartbeat`; what the ROUTER sent meanwhile to
+the old connection is lost, and the sequence gap then closes the channel, as before).
+A peer without the key cannot claim a session: a routing id it picks is only its own
+connection's (ROUTER_HANDOVER is off), and a message it replays is not fresh (see
+"Sequence"), so neither moves the route.
+
 The envelope is serializer-agnostic: the payload is opaque bytes here, and nothing reads
 it (nor the envelope) before the signature has been checked in constant time.
 
 Kinds
     HELLO    dealer -> router  seq 0, extra {"t": unix time, "ticket": bytes | None}
-                               opens a session; the ticket claims a pre-made pipe end
+                               asks for a session; the ticket claims a pre-made pipe end
     WELCOME  router -> dealer  seq 0, extra {"s": router session, "b": bulk offer (optional)}
+                               the router session is fresh: the listener's challenge
+    (PING)   dealer -> router  seq 1, at once: the answer, signed with both session ids.
+                               Only then is the session accepted (or the pipe end joined):
+                               a HELLO replayed to any listener gets a WELCOME nobody can
+                               answer, and the half-open session is forgotten after
+                               `dead_after` (counted as "handshake not completed", logged)
     DATA     both ways         a user message (the Channel's frames); extra {"b": [[index,
                                size, reuse], ...]} when payload frames name same-host
                                files instead of carrying the bytes (see `bulk.py`)
@@ -31,8 +48,9 @@ Sequence. Each direction numbers its messages 1, 2, 3... after the handshake. A 
 not above the last one seen is a replay: dropped, counted, logged. A number that skips
 one means messages were lost (a reconnect dropped them): a Channel is a reliable stream
 or it is closed, so the channel closes and says why. Both session ids are in every
-signature, so a message captured from one session is worthless in another, and a
-replayed HELLO is refused by `security.SessionGuard`.
+signature, so a message captured from one session is worthless in another; a HELLO
+replayed to the same listener is refused by `security.SessionGuard`, and to another
+listener it is never answered (the WELCOME's fresh router session).
 
 Limits. Nothing is read or hashed for a sender before its size is known to be bounded:
 - ZeroMQ itself (ZMQ_MAXMSGSIZE = `MAX_WIRE_FRAME`) disconnects a peer that announces a
@@ -40,7 +58,7 @@ Limits. Nothing is read or hashed for a sender before its size is known to be bo
   travels as pieces (extra {"j": [[first wire frame, pieces], ...]}, under the
   signature) and is joined on arrival; a peer that has not completed a handshake can
   make this process hold at most one such frame per connection being read;
-- a sender without a session may only send a HELLO: exactly [signature, envelope],
+- a sender without a session may only send a HELLO: exactly [session + signature, envelope],
   the envelope at most `HANDSHAKE_BYTES`; anything else is dropped before its signature
   is computed;
 - a message of more than `MAX_FRAMES` payload frames is dropped after reading that many;
@@ -64,13 +82,15 @@ import msgpack
 __all__ = ["HELLO", "WELCOME", "DATA", "PING", "BYE", "KIND_NAMES", "SESSION_BYTES",
            "NO_SESSION", "new_session", "pack_envelope", "unpack_envelope", "Malformed",
            "MAX_FRAMES", "WIRE_FRAME", "MAX_WIRE_FRAME", "HANDSHAKE_BYTES", "split_frames",
-           "join_frames"]
+           "join_frames", "CLAIM_BYTES", "MAX_HALF_OPEN"]
 
 HELLO, WELCOME, DATA, PING, BYE = 1, 2, 3, 4, 5
 KIND_NAMES = {HELLO: "HELLO", WELCOME: "WELCOME", DATA: "DATA", PING: "PING", BYE: "BYE"}
 SESSION_BYTES = 16
 NO_SESSION = bytes(SESSION_BYTES)
 SIGNATURE_BYTES = 32
+CLAIM_BYTES = SESSION_BYTES + SIGNATURE_BYTES  # a DEALER's first frame: session + signature
+MAX_HALF_OPEN = 1024  # sessions a ROUTER holds between WELCOME and the answer (oldest go)
 
 # Limits on what a peer may make this process hold or read before its message is
 # authenticated (see "Limits" above).
@@ -85,7 +105,7 @@ class Malformed(ValueError):
 
 
 def new_session() -> bytes:
-    """A fresh session id; also the DEALER's routing id (ZeroMQ reserves a leading 0)."""
+    """A fresh session id (random; never a leading 0, as a ZeroMQ routing id)."""
     session = os.urandom(SESSION_BYTES)
     return b"\x80" + session[1:] if session[0] == 0 else session
 

@@ -148,7 +148,7 @@ class Reactor(Inbound):
             # ROUTER_MANDATORY: the peer's connection is gone; never drop silently. What
             # it sent before it went may still wait in our socket: that is delivered
             # first, at the end of this step (`_settle_unreachable`), then the session ends.
-            if port.router and port.links.get(link.rid) is link:
+            if port.router and port.links.get(link.session) is link:
                 self._unreachable.add(link)
             else:  # no session yet (the WELCOME failed): nothing of its can be waiting
                 self._lose(link, _UNREACHABLE.format(link.address), tell_peer=False)
@@ -193,10 +193,11 @@ class Reactor(Inbound):
 
     def remove_link(self, link: Link) -> None:
         port = link.port
-        if port.links.pop(link.rid or b"", None) is None:
+        if port.links.pop(link.session if port.router else b"", None) is None:
             return
-        if link.rid:
-            port.ended[link.rid] = link  # its keys, to tell a peer that missed our BYE
+        if port.router:
+            port.half_open.pop(link.session, None)
+            port.ended[link.session] = link  # its keys, to tell a peer that missed our BYE
             while len(port.ended) > 1024:
                 port.ended.popitem(last=False)
         if not port.router or (not port.keep_open and not port.links):
@@ -220,9 +221,14 @@ class Reactor(Inbound):
                     if waiting is not None:
                         waiting._peer_gone("the process given the other end of this pipe never "
                                            "connected (it died while starting, or is stuck)")
+            for link in list(port.half_open.values()):
+                if now - link.last_heard > port.liveness.dead_after:
+                    self._expire(port, link, f"no answer to its WELCOME within "
+                                             f"{port.liveness.dead_after}s")
             for link in list(port.links.values()):
                 channel = link.channel
-                if not link.alive or (channel is not None and not channel.joined.is_set()):
+                if not link.alive or not link.confirmed or (channel is not None
+                                                            and not channel.joined.is_set()):
                     continue
                 # (While its socket discards an attacker's message, a peer's own messages
                 # wait behind it: silence then is not the peer's; see Inbound._discard.)
@@ -243,7 +249,6 @@ class Reactor(Inbound):
                 sock.bind(endpoint)
                 endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             else:
-                sock.setsockopt(zmq.ROUTING_ID, options["session"])
                 sock.connect(endpoint)
         except Exception:
             sock.close(linger=0)

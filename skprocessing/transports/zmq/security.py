@@ -18,7 +18,9 @@ Without a key the transport works on loopback, `ipc://` and `inproc://` only, an
 with a random key made once per process (`process_key()`): processes started by
 `ZmqTransport.start` inherit it, any other local process (another user's included)
 cannot talk to it. To join from a process not started that way, even on this host, give
-both sides a key. Binding or connecting beyond loopback without a key is refused.
+both sides a key. Binding or connecting beyond loopback without a key is refused, and so
+is binding beyond loopback with a weak key (`weak_key`: shorter than `MIN_KEY_BYTES`, or
+a few characters repeated); on loopback any key is accepted.
 
 CurveZMQ (`curve=True`, URL option `?curve=1`, agent `--curve`) adds encryption: the
 server key pair is derived from the shared key, so nothing more has to be distributed.
@@ -39,7 +41,8 @@ import zmq.utils.z85
 from ...errors import TransportError, TransportRefused
 
 __all__ = ["KEY_ENV", "load_key", "normalise_key", "generate_key", "check_reach", "is_loopback", "Signer", "apply_curve",
-           "SessionGuard", "curve_keys", "HOW_TO_MAKE_A_KEY", "inherit_key", "process_key"]
+           "SessionGuard", "curve_keys", "HOW_TO_MAKE_A_KEY", "inherit_key", "process_key",
+           "weak_key", "MIN_KEY_BYTES"]
 
 KEY_ENV = "SKPROCESSING_KEY"
 
@@ -130,12 +133,35 @@ def is_loopback(address: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+MIN_KEY_BYTES = 16
+_MIN_DISTINCT = 8  # a key of fewer different bytes is a word or a pattern, not a secret
+
+
+def weak_key(key: bytes) -> str | None:
+    """Why `key` is too weak to guard a port other hosts reach, or None. (Length and
+    variety only: a long phrase passes; the advice is a random key, see HOW_TO_MAKE_A_KEY.)"""
+    if len(key) < MIN_KEY_BYTES:
+        return f"it is {len(key)} bytes long, fewer than {MIN_KEY_BYTES}"
+    if len(set(key)) < _MIN_DISTINCT:
+        return f"it repeats {len(set(key))} different characters (fewer than {_MIN_DISTINCT})"
+    return None
+
+
 def check_reach(address: str, key: bytes | None, verb: str) -> None:
-    """Refuse to `verb` ("bind"/"connect") beyond loopback without a key."""
-    if key is None and not is_loopback(address):
+    """Refuse to `verb` ("bind"/"connect") beyond loopback without a key, and to bind
+    there with a weak one (anyone who can guess it can run code in this process)."""
+    weakness = weak_key(key) if key is not None and verb == "bind" else None
+    if key is not None and weakness is None:
+        return  # (a host name given with a key is not resolved here)
+    if is_loopback(address):
+        return
+    if key is None:
         raise TransportRefused(
             f"refusing to {verb} {address} without a key: it is reachable from other hosts, "
             f"and messages carry code. To fix it, {HOW_TO_MAKE_A_KEY}")
+    raise TransportRefused(
+        f"refusing to bind {address} with this key: {weakness}, so other hosts could guess "
+        f"it, and messages carry code. To fix it, {HOW_TO_MAKE_A_KEY}")
 
 
 class Signer:

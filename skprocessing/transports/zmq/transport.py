@@ -170,7 +170,7 @@ class ZmqTransport(Transport):
         reactor = get_reactor()
         session = new_session()
         channel = ZmqChannel(reactor, self._options["hwm"])
-        options = dict(self._socket_options(curve_key), session=session)
+        options = self._socket_options(curve_key)
 
         def open_and_greet() -> Port:
             port = reactor.open_port(zmq.DEALER, address, signer, self.liveness, options)
@@ -178,7 +178,8 @@ class ZmqTransport(Transport):
             link.channel = channel
             port.links[b""] = link
             hello = pack_envelope(HELLO, 0, (), {"t": time.time(), "ticket": ticket, **here()})
-            port.sock.send_multipart([signer.sign(link.prefix, hello, ()), hello], flags=zmq.NOBLOCK)
+            port.sock.send_multipart([session + signer.sign(link.prefix, hello, ()), hello],
+                                     flags=zmq.NOBLOCK)
             return port
         try:
             port = reactor.call(open_and_greet)
