@@ -31,45 +31,67 @@ TaskWrites = list  # [(share key, [frames, ...]), ...]
 
 class TaskHolder(Protocol):
     key: str
-    held_task_writes: list
-
-    def take_task_writes(self) -> list: ...
 
 
-_scope: dict[int, TaskHolder] | None = None  # while a pool task runs here: who holds writes
+class _Scope:
+    """What one running task's exactly-once Shares hold: share key → messages, in order."""
+
+    def __init__(self) -> None:
+        self.writes: dict[str, list] = {}
+
+
+# A task in a process of its own holds the writes of every thread it starts. A task on a
+# backend's thread (memory://: threads stand in for processes) holds only its own thread's:
+# tasks running side by side in one interpreter must not mix their writes.
+_process_scope: _Scope | None = None
+_thread_scopes: dict[int, _Scope] = {}
 _applier: Callable[[str, list], None] | None = None
 _lock = threading.Lock()  # a thread of the task may write while the task ends
 
 
+def _owns_process() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _current() -> _Scope | None:
+    return _process_scope or _thread_scopes.get(threading.get_ident())
+
+
 def begin() -> None:
-    """A pool task starts in this process: writes of exactly-once Shares are held."""
-    global _scope
-    _scope = {}
+    """A pool task starts here: writes of exactly-once Shares are held."""
+    global _process_scope
+    with _lock:
+        if _owns_process():
+            _process_scope = _Scope()
+        else:
+            _thread_scopes[threading.get_ident()] = _Scope()
 
 
 def end() -> TaskWrites | None:
-    """The task is over: what its Shares hold, taken from them (None: nothing)."""
-    global _scope
+    """The task is over: what its Shares hold (None: nothing)."""
+    global _process_scope
     with _lock:
-        scope, _scope = _scope, None
-    if not scope:
+        if _owns_process():
+            scope, _process_scope = _process_scope, None
+        else:
+            scope = _thread_scopes.pop(threading.get_ident(), None)
+    if scope is None:
         return None
-    writes = [(holder.key, holder.take_task_writes()) for holder in scope.values()]
-    return [entry for entry in writes if entry[1]] or None
+    return [(key, messages) for key, messages in scope.writes.items() if messages] or None
 
 
 def holding() -> bool:
-    return _scope is not None
+    return _current() is not None
 
 
 def hold(holder: TaskHolder, frames: list) -> bool:
-    """`holder` keeps `frames` for the running task (given up at `end`, which takes the
-    holder's lock: call this under it); False when no task runs any more (send them)."""
+    """The running task keeps `frames`, a write to `holder`'s Share, for its result; False
+    when no task runs any more (the caller sends them)."""
     with _lock:
-        if _scope is None:
+        scope = _current()
+        if scope is None:
             return False
-        _scope[id(holder)] = holder
-        holder.held_task_writes.append(frames)
+        scope.writes.setdefault(holder.key, []).append(frames)
         return True
 
 
@@ -90,8 +112,9 @@ def apply(writes: TaskWrites) -> None:
 
 def _forget_after_fork() -> None:
     # A process forked from inside a task is not the task: its writes go out as made.
-    global _scope
-    _scope = None
+    global _process_scope
+    _process_scope = None
+    _thread_scopes.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -176,3 +176,32 @@ def test_an_entry_ending_on_a_memory_thread_runs_the_exit_hooks_but_keeps_them()
         with _exit._lock:  # (this test's hook only: other tests' hooks stay)
             if _hook in _exit._hooks:
                 _exit._hooks.remove(_hook)
+
+
+def count_then_block_on_two(share, x):
+    share.counter += 1
+    if x == 2:
+        _release.wait(60)  # runs over its timeout: this run's write must leave no trace
+    return x
+
+
+def test_an_exactly_once_share_on_memory_keeps_each_workers_writes_apart():
+    # Workers are threads of one interpreter here: the writes a task holds are its own
+    # thread's, so a killed run's writes never ride with a neighbour's result.
+    share = Share(transport="memory://", exactly_once=True)
+    try:
+        share.counter = 0
+        with Pool(4, transport="memory://") as pool:
+            results = pool.star().imap(count_then_block_on_two, [(share, x) for x in range(40)],
+                                       timeout=2.0, chunksize=1)
+            outcomes = []
+            for _ in range(40):
+                try:
+                    outcomes.append(next(results))
+                except ProcessTimeoutError:
+                    outcomes.append("timed out")
+            assert outcomes == [x if x != 2 else "timed out" for x in range(40)]
+            assert pool.star().map(count, [(share, 50)] * 8, chunksize=1) == [50] * 8
+        assert share.counter == 39 + 400
+    finally:
+        assert share.stop()

@@ -35,7 +35,6 @@ class Client:
         self.key = key
         # Writes made inside a pool task are held and sent with its result (_task_writes).
         self.exactly_once = exactly_once
-        self.held_task_writes: list[Frames] = []
         self.address = address            # where the coordinator listens (for messages)
         self.candidates = candidates      # where to connect (several: any that answers)
         self.origin = origin or _host()   # the host that created the Share (for messages)
@@ -130,11 +129,6 @@ class Client:
         with self._lock:
             if not _task_writes.hold(self, [bytes(frame) for frame in frames]):
                 self._post_frames(frames, what)  # the task just ended (a thread of it wrote)
-
-    def take_task_writes(self) -> list[Frames]:
-        with self._lock:
-            held, self.held_task_writes = self.held_task_writes, []
-            return held
 
     def apply_task_writes(self, messages: list[Frames]) -> None:
         """Send the writes an accepted pool task held (on the head), in their order."""
@@ -288,7 +282,6 @@ class Client:
             self._channel.forget_after_fork()
             self._channel = None
         self._journal = Journal()  # the parent's writes are the parent's; a number of our own
-        self.held_task_writes = []
         self._local = None
         self._forget_types()
 
