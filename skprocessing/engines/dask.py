@@ -15,6 +15,8 @@ on the worker that holds it, then cancels the task.
 
 from __future__ import annotations
 
+import threading
+
 import distributed
 from distributed.comm import get_address_host
 
@@ -85,17 +87,14 @@ class DaskWorker(PlacedWorker):
     def __init__(self, transport: DaskTransport, slot_id: str, future: distributed.Future):
         super().__init__(transport, slot_id)
         self._future = future
+        self._done = threading.Event()  # set from the client's thread when the task ends
+        future.add_done_callback(lambda _: self._done.set())
 
     def _result(self, timeout: float | None) -> int | None:
         client = self.transport.client
         if client.status not in ("running", "connecting"):
             raise TransportError(f"the Dask client is {client.status}")
-        if timeout != 0 and not self._future.done():
-            try:
-                distributed.wait([self._future], timeout=timeout)
-            except distributed.TimeoutError:
-                return None
-        if not self._future.done():
+        if not self._future.done() and (timeout == 0 or not self._done.wait(timeout)):
             return None
         if self._future.status == "finished":
             return int(self._future.result())
