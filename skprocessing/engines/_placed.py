@@ -147,7 +147,7 @@ class EngineTransport(Transport):
         raise NotImplementedError(f"{self!r}: its workers may run on other hosts")
 
     def prepare(self) -> None:
-        self._inner.prepare()
+        pass  # nothing starts here: the engine places every process (no launcher to ready)
 
     def address_beside(self, address: str) -> str | None:
         return self._inner.address_beside(address)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.conftest import pid_alive
-from tests.engines._procs import descendants, listening, wait_until
+from tests.engines._procs import descendants, listening, parent, wait_until
 
 ray = pytest.importorskip("ray", reason="the ray extra (pip install skprocessing[ray])")
 distributed = pytest.importorskip("distributed", reason="the dask extra")
@@ -33,6 +33,16 @@ def pytest_collection_modifyitems(config, items):
     if ray_items:
         config.hook.pytest_deselected(items=ray_items)
         items[:] = [item for item in items if item not in ray_items]
+
+
+def _ray_processes(before: set[int]) -> set[int]:
+    """This process's descendants since `before`, but for its own launchers' (a local
+    Share, a pool's transport) trees, which live as long as it does."""
+    me = os.getpid()
+    launchers = {pid for pid in descendants(me) - before
+                 if parent(pid) == me and "transports._launcher" in _describe(pid)}
+    ours = launchers | {pid for root in launchers for pid in descendants(root)}
+    return descendants(me) - before - ours
 
 
 def _describe(pid: int) -> str:
@@ -74,11 +84,11 @@ def ray_engine():
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              logging_level="warning")
     try:
-        started = descendants(os.getpid()) - before
+        started = _ray_processes(before)
         _loopback_only(started, "the local Ray")
         yield ray
     finally:
-        started = descendants(os.getpid()) - before  # with the workers started since
+        started = _ray_processes(before)  # with the workers started since
         ray.shutdown()
         left = lambda: {pid for pid in started if pid_alive(pid)}  # noqa: E731
         assert wait_until(lambda: not left(), 60), \
