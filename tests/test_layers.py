@@ -37,6 +37,8 @@ PLANTS = [
     ("serializers-below-the-core", "serializers/pickle.py", "def _planted():\n    from ..core import pipe"),
     ("transports-acyclic", "transports/zmq/protocol.py", "def _planted():\n    from . import transport"),
     ("transports-acyclic", "transports/_wait.py", "from . import _sockets"),
+    ("engines-only-in-engines", "core/pool/pool.py", "def _planted():\n    import ray"),
+    ("engines-only-in-engines", "transports/__init__.py", "def _planted():\n    from ..engines import dask"),
 ]
 
 

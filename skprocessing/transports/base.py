@@ -207,6 +207,11 @@ class Transport(ABC):
         their own (a pool's scheduler) call it first, so a backend that forks can still do
         so while that is safe. Idempotent; the default does nothing."""
 
+    def default_workers(self) -> int | None:
+        """How many workers a `Pool` on this transport starts when given no number (a
+        cluster engine's CPU count). None, the default: this machine's CPU count."""
+        return None
+
     def address_beside(self, address: str) -> str | None:
         """Where to `listen()` for a fresh listener that the peers reaching `address` (one
         of this transport's listeners) reach too, e.g. another port on the same interface.

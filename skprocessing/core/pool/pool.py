@@ -129,8 +129,9 @@ class _StarMaps(_Maps):
 class Pool(_Maps):
     """Worker processes, started once and reused, that map any callable over items.
 
-    `workers`: how many (default: the CPU count). `transport`, `serializer`: an object,
-    URL or name (defaults: local processes, the default serializer). `chunksize`,
+    `workers`: how many (default: the CPU count; on a cluster engine, the cluster's).
+    `transport`, `serializer`: an object, URL or name (defaults: local processes, the
+    default serializer); `transport` may also be an engine's client (`distributed.Client`). `chunksize`,
     `timeout` (per item), `retries`: defaults for every map. `prefetch`: chunks a worker
     may hold at once (its credits; default 2 locally, 4 over a network transport). Context manager: `close()` on a normal exit,
     `terminate()` on an exception.
@@ -158,9 +159,7 @@ class Pool(_Maps):
                  serializer: Any = None, chunksize: int | None = None,
                  timeout: float | None = None, retries: int = 0, prefetch: int | None = None,
                  key: bytes | str | None = None):
-        if workers is None:
-            workers = os.cpu_count() or 1
-        if not (type(workers) is int and workers == 0):  # 0: a head only, its workers join by address
+        if workers is not None and not (type(workers) is int and workers == 0):  # 0: a head only
             _positive_int("workers", workers)
         if prefetch is not None:
             _positive_int("prefetch", prefetch)
@@ -174,8 +173,10 @@ class Pool(_Maps):
         self._calls: set[Call] = set()
         self._profiles: dict[int, Profile] = {}  # measured cost per item, by function
         self._ids = itertools.count(1)
-        self.workers = workers
         transport, owned = _transport(transport, key)
+        if workers is None:  # an engine's CPU count, else this machine's
+            workers = _default_workers(transport, owned)
+        self.workers = workers
         network = Capability.CROSS_HOST in transport.capabilities
         if workers == 0 and not network:
             raise ValueError("workers=0 makes a head that only workers joining by address "
@@ -379,6 +380,15 @@ def _transport(spec: str | Transport | None, key: bytes | str | None) -> tuple[T
         transport = transport.with_key(key)
     owned = transport is not spec and transport is not get_transport("local://")
     return transport, owned
+
+
+def _default_workers(transport: Transport, owned: bool) -> int:
+    try:
+        return transport.default_workers() or os.cpu_count() or 1
+    except BaseException:
+        if owned:
+            transport.close()
+        raise
 
 
 def _positive_int(name: str, value: Any) -> None:
