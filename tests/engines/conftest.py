@@ -29,7 +29,8 @@ IN_PRIVATE_NETNS = "SKP_ENGINES_NETNS"
 def pytest_collection_modifyitems(config, items):
     if os.environ.get(IN_PRIVATE_NETNS):
         return
-    ray_items = [item for item in items if item.nodeid.endswith("[ray]")]
+    # (under `--dist loadgroup` xdist has already suffixed the id with "@<group>")
+    ray_items = [item for item in items if item.nodeid.partition("@")[0].endswith("[ray]")]
     if ray_items:
         config.hook.pytest_deselected(items=ray_items)
         items[:] = [item for item in items if item not in ray_items]
