@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from ._exit import owns_process
+
 __all__ = ["begin", "end", "holding", "hold", "apply", "set_applier", "TaskWrites"]
 
 TaskWrites = list  # [(share key, [frames, ...]), ...]
@@ -49,10 +51,6 @@ _applier: Callable[[str, list], None] | None = None
 _lock = threading.Lock()  # a thread of the task may write while the task ends
 
 
-def _owns_process() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
 def _current() -> _Scope | None:
     return _process_scope or _thread_scopes.get(threading.get_ident())
 
@@ -61,7 +59,7 @@ def begin() -> None:
     """A pool task starts here: writes of exactly-once Shares are held."""
     global _process_scope
     with _lock:
-        if _owns_process():
+        if owns_process():
             _process_scope = _Scope()
         else:
             _thread_scopes[threading.get_ident()] = _Scope()
@@ -71,7 +69,7 @@ def end() -> TaskWrites | None:
     """The task is over: what its Shares hold (None: nothing)."""
     global _process_scope
     with _lock:
-        if _owns_process():
+        if owns_process():
             scope, _process_scope = _process_scope, None
         else:
             scope = _thread_scopes.pop(threading.get_ident(), None)
